@@ -1,0 +1,91 @@
+package testenv
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// KafkaVariable, when set, names a real Kafka cluster (comma-separated
+// host:port) to use instead of an in-process kfake cluster.
+const KafkaVariable = "TEST_KAFKA_BROKERS"
+
+// DefaultPartitions is the partition count of topics KafkaWith creates when
+// KafkaOptions.Partitions is zero.
+const DefaultPartitions = 3
+
+// KafkaOptions configures KafkaWith.
+type KafkaOptions struct {
+	// Partitions per created topic; zero means DefaultPartitions.
+	Partitions int32
+	// Topics to create before the test runs. Other topics are created on
+	// first use (kfake auto-creates them with Partitions partitions).
+	Topics []string
+}
+
+// KafkaCluster is the Kafka a test talks to.
+type KafkaCluster struct {
+	// Brokers are the bootstrap addresses.
+	Brokers []string
+	// Fake is the in-process cluster, for fault injection; nil when
+	// TEST_KAFKA_BROKERS names a real one.
+	Fake *kfake.Cluster
+}
+
+// Kafka starts a Kafka cluster for this test with topics created (with
+// DefaultPartitions partitions each) and returns its bootstrap addresses.
+func Kafka(t testing.TB, topics ...string) []string {
+	t.Helper()
+	return KafkaWith(t, KafkaOptions{Topics: topics}).Brokers
+}
+
+// KafkaWith starts an in-process kfake cluster that is closed when the test
+// ends, or, when TEST_KAFKA_BROKERS is set, creates opts.Topics there (they
+// should come from UniqueName, since a real cluster is shared).
+func KafkaWith(t testing.TB, opts KafkaOptions) *KafkaCluster {
+	t.Helper()
+	if opts.Partitions <= 0 {
+		opts.Partitions = DefaultPartitions
+	}
+	if brokers := os.Getenv(KafkaVariable); brokers != "" {
+		addrs := strings.Split(brokers, ",")
+		if err := createTopics(addrs, opts); err != nil {
+			unavailable(t, KafkaVariable, err)
+		}
+		return &KafkaCluster{Brokers: addrs}
+	}
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(int(opts.Partitions)),
+		kfake.SeedTopics(opts.Partitions, opts.Topics...),
+	)
+	if err != nil {
+		t.Fatalf("testenv: start kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return &KafkaCluster{Brokers: c.ListenAddrs(), Fake: c}
+}
+
+func createTopics(brokers []string, opts KafkaOptions) error {
+	cfg := sarama.NewConfig()
+	cfg.Net.DialTimeout = probeTimeout
+	cfg.Admin.Timeout = 30 * time.Second
+	admin, err := sarama.NewClusterAdmin(brokers, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = admin.Close() }()
+	for _, topic := range opts.Topics {
+		err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: opts.Partitions, ReplicationFactor: 1}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return err
+		}
+	}
+	return nil
+}
