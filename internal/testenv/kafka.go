@@ -49,6 +49,7 @@ func Kafka(t testing.TB, topics ...string) []string {
 // should come from UniqueName, since a real cluster is shared).
 func KafkaWith(t testing.TB, opts KafkaOptions) *KafkaCluster {
 	t.Helper()
+	skipShort(t)
 	if opts.Partitions <= 0 {
 		opts.Partitions = DefaultPartitions
 	}

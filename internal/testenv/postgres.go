@@ -62,6 +62,7 @@ func pingPostgres(u string) error {
 // every connection to it) when the test ends.
 func Postgres(t testing.TB) *Database {
 	t.Helper()
+	skipShort(t)
 	server, err := postgresServer()
 	if err != nil {
 		unavailable(t, DatabaseVariable, err)

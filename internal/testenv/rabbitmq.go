@@ -52,6 +52,7 @@ func pingAMQP(u string) error {
 // the test ends.
 func RabbitMQ(t testing.TB) *Broker {
 	t.Helper()
+	skipShort(t)
 	u, err := amqpServer()
 	if err != nil {
 		unavailable(t, AMQPVariable, err)

@@ -1,0 +1,53 @@
+# messagekit for Go. `make help` lists the targets.
+
+GO            ?= go
+BIN           ?= bin
+BINARIES      := bridge dlq-bookkeeper admin-api
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TOOLS         := $(CURDIR)/.tools
+TEST_TIMEOUT  ?= 30m
+TESTFLAGS     ?=
+FUZZTIME      ?= 20s
+BENCHTIME     ?= 1s
+DATABASE_URL  ?= postgres://localhost:5432/messagekit
+
+.PHONY: help build test test-short lint bench demo migrate fuzz tidy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+build: ## build the three binaries into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
+
+test: ## unit and integration tests with the race detector (needs PostgreSQL and RabbitMQ; Kafka is in-process)
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./...
+
+test-short: ## unit tests only, no services needed
+	$(GO) test -short -count=1 ./...
+
+lint: $(TOOLS)/staticcheck ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(TOOLS)/staticcheck ./...
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install $(STATICCHECK)
+
+bench: ## Go benchmarks (figures are ratios within one run: this machine is shared)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+demo: build ## run the pipeline locally: embedded Kafka, migrations, the three binaries
+	$(GO) run ./examples/demo -bin $(BIN)
+
+migrate: build ## apply the schema to DATABASE_URL
+	DATABASE_URL=$(DATABASE_URL) $(BIN)/admin-api migrate
+
+fuzz: ## run each fuzz target for FUZZTIME
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/contracts
+
+tidy: ## go mod tidy, and fail if it changed anything
+	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+
+clean:
+	rm -rf $(BIN) $(TOOLS)
