@@ -213,3 +213,41 @@ func TestUnreachableSkipsOrFails(t *testing.T) {
 		})
 	}
 }
+
+// CloseConnections closes this test's named connections and no target.
+func TestCloseConnectionsByName(t *testing.T) {
+	b := testenv.RabbitMQ(t)
+	name := testenv.ConnectionName(t)
+	dial := func(n string) *amqp.Connection {
+		props := amqp.NewConnectionProperties()
+		props.SetClientConnectionName(n)
+		c, err := amqp.DialConfig(b.URL, amqp.Config{Properties: props})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	bystander, target := dial(name), dial(name+"x-target")
+	closedCh := bystander.NotifyClose(make(chan *amqp.Error, 1))
+	if n := b.CloseConnections(t, name+"x"); n != 1 {
+		t.Fatalf("closed %d connections with prefix %sx, want 1", n, name)
+	}
+	if !target.IsClosed() {
+		deadline := time.Now().Add(10 * time.Second)
+		for !target.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !target.IsClosed() {
+		t.Fatal("the named connection was not closed")
+	}
+	if bystander.IsClosed() {
+		t.Fatal("a connection with another name was closed too")
+	}
+	select {
+	case err := <-closedCh:
+		t.Fatalf("the bystander connection was closed: %v", err)
+	default:
+	}
+}
