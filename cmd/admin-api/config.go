@@ -1,0 +1,22 @@
+package main
+
+import (
+	"github.com/firstunicorn/messagekit-go/internal/config"
+)
+
+// Config is messagekit-admin-api's configuration (DESIGN.md §5). Field
+// order is the order --help lists the variables in. Each field is documented
+// by its desc tag, which --help prints.
+type Config struct {
+	config.Common
+	HTTPAddr config.ListenAddr `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address (host:port) of the API, /healthz, /readyz and /metrics"`
+
+	config.Kafka
+	OutboxTopic string `envconfig:"OUTBOX_TOPIC" default:"events" desc:"Kafka topic outbox replays are written to"`
+
+	config.AMQP
+	AMQPExchange string `envconfig:"AMQP_EXCHANGE" default:"events" desc:"RabbitMQ exchange the bridge publishes to"`
+
+	AdminToken    config.Secret `envconfig:"ADMIN_TOKEN" desc:"bearer token for /api/v1 (secret, never printed); unset: /api/v1 answers 503"`
+	AdminReadOpen bool          `envconfig:"ADMIN_READ_OPEN" default:"false" desc:"let GET requests under /api/v1 through without the token"`
+}

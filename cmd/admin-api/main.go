@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+
+	"github.com/firstunicorn/messagekit-go/internal/service"
+)
+
+func main() {
+	var cfg Config
+	service.Main(service.Spec{
+		Name:    "messagekit-admin-api",
+		Summary: "inspect, replay and discard dead letters; replay outbox ranges",
+		Description: `This build only serves health and metrics: the admin API work loop (the
+/api/v1 endpoints) is not implemented yet and arrives in a later release. It
+checks PostgreSQL, RabbitMQ and Kafka on /readyz and applies migrations.`,
+		Config:   &cfg,
+		Common:   &cfg.Common,
+		HTTPAddr: &cfg.HTTPAddr,
+		Run: func(ctx context.Context, rt *service.Runtime) error {
+			return run(ctx, rt, &cfg)
+		},
+	})
+}
+
+func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
+	return service.HealthOnly(ctx, rt, service.Dependencies{
+		DatabaseURL: cfg.DatabaseURL, AMQPURL: cfg.AMQPURL, KafkaBrokers: cfg.KafkaBrokers,
+	})
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/firstunicorn/messagekit-go/internal/config"
+)
+
+// Config is messagekit-bridge's configuration (DESIGN.md §5). Field order is
+// the order --help lists the variables in. Each field is documented by its
+// desc tag, which --help prints.
+type Config struct {
+	config.Common
+	HTTPAddr config.ListenAddr `envconfig:"HTTP_ADDR" default:":9090" desc:"listen address (host:port) of /healthz, /readyz and /metrics"`
+
+	config.Kafka
+	KafkaTopics   config.List `envconfig:"KAFKA_TOPICS" default:"events" desc:"Kafka topics to consume, comma-separated"`
+	KafkaGroupID  string      `envconfig:"KAFKA_GROUP_ID" default:"messagekit-bridge" desc:"Kafka consumer group"`
+	KafkaDLQTopic string      `envconfig:"KAFKA_DLQ_TOPIC" desc:"Kafka topic for poison records; empty means <source topic>.dlq"`
+
+	config.AMQP
+	AMQPExchange string `envconfig:"AMQP_EXCHANGE" default:"events" desc:"RabbitMQ exchange (durable topic) events are published to"`
+	AMQPDeclare  bool   `envconfig:"AMQP_DECLARE" default:"true" desc:"declare AMQP_EXCHANGE and AMQP_DLX at start"`
+
+	BatchSize      int           `envconfig:"BRIDGE_BATCH_SIZE" default:"500" desc:"most records published per partition before waiting for confirms (at least 1)"`
+	BatchWait      time.Duration `envconfig:"BRIDGE_BATCH_WAIT" default:"20ms" desc:"longest wait to fill a batch"`
+	MaxRecordBytes int           `envconfig:"BRIDGE_MAX_RECORD_BYTES" default:"16777216" desc:"larger records are dead-lettered with stage RECORD_TOO_LARGE"`
+	Unroutable     string        `envconfig:"BRIDGE_UNROUTABLE" default:"drop" desc:"what to do with messages RabbitMQ returns as unroutable: drop or dlq"`
+	MaxRate        float64       `envconfig:"BRIDGE_MAX_RATE" default:"0" desc:"most records consumed per second; 0 means unlimited"`
+	RoutingKey     string        `envconfig:"BRIDGE_ROUTING_KEY" default:"{eventType}" desc:"routing key template of published messages"`
+}
+
+// Validate checks the ranges and choices envconfig cannot express.
+func (c *Config) Validate() error {
+	switch {
+	case c.BatchSize < 1:
+		return config.Invalid("BRIDGE_BATCH_SIZE", strconv.Itoa(c.BatchSize), "must be at least 1")
+	case c.BatchWait < 0:
+		return config.Invalid("BRIDGE_BATCH_WAIT", c.BatchWait.String(), "must not be negative")
+	case c.MaxRecordBytes <= 0:
+		return config.Invalid("BRIDGE_MAX_RECORD_BYTES", strconv.Itoa(c.MaxRecordBytes), "must be positive")
+	case c.Unroutable != "drop" && c.Unroutable != "dlq":
+		return config.Invalid("BRIDGE_UNROUTABLE", c.Unroutable, "want drop or dlq")
+	case c.MaxRate < 0 || math.IsNaN(c.MaxRate) || math.IsInf(c.MaxRate, 0):
+		return config.Invalid("BRIDGE_MAX_RATE", strconv.FormatFloat(c.MaxRate, 'g', -1, 64), "want a number of records per second, 0 for unlimited")
+	}
+	return nil
+}
