@@ -34,6 +34,9 @@ type binary struct {
 	// invalid holds variable=value settings that must stop start-up, each
 	// with the text the error line must contain.
 	invalid []invalidCase
+	// placeholder marks a binary whose work loop has not landed: its help
+	// must say so, and a real one's must not.
+	placeholder bool
 }
 
 type invalidCase struct {
@@ -53,8 +56,9 @@ var shared = []invalidCase{
 
 var binaries = []binary{
 	{
-		pkg:  "bridge",
-		name: "messagekit-bridge",
+		pkg:         "bridge",
+		name:        "messagekit-bridge",
+		placeholder: true,
 		vars: append([]string{"KAFKA_TOPICS", "KAFKA_GROUP_ID", "KAFKA_DLQ_TOPIC", "AMQP_EXCHANGE", "AMQP_DLX", "AMQP_DECLARE",
 			"BRIDGE_BATCH_SIZE", "BRIDGE_BATCH_WAIT", "BRIDGE_MAX_RECORD_BYTES", "BRIDGE_UNROUTABLE", "BRIDGE_MAX_RATE",
 			"BRIDGE_ROUTING_KEY"}, common...),
@@ -67,8 +71,9 @@ var binaries = []binary{
 		}, shared...),
 	},
 	{
-		pkg:  "dlq-bookkeeper",
-		name: "messagekit-dlq-bookkeeper",
+		pkg:         "dlq-bookkeeper",
+		name:        "messagekit-dlq-bookkeeper",
+		placeholder: true,
 		vars: append([]string{"KAFKA_GROUP_ID", "AMQP_DLX", "AMQP_DECLARE", "DLQ_KAFKA_TOPICS", "DLQ_QUEUES", "DLQ_BINDINGS"},
 			common...),
 		invalid: append([]invalidCase{
@@ -77,8 +82,9 @@ var binaries = []binary{
 		}, shared...),
 	},
 	{
-		pkg:  "admin-api",
-		name: "messagekit-admin-api",
+		pkg:         "admin-api",
+		name:        "messagekit-admin-api",
+		placeholder: true,
 		vars: append([]string{"AMQP_EXCHANGE", "AMQP_DLX", "OUTBOX_TOPIC", "ADMIN_TOKEN", "ADMIN_READ_OPEN"}, common...),
 		invalid: append([]invalidCase{
 			{"ADMIN_READ_OPEN=maybe", `invalid ADMIN_READ_OPEN "maybe": want true or false`},
@@ -149,7 +155,7 @@ func run(t *testing.T, b binary, env []string, args ...string) result {
 }
 
 // TestHelp pins that --help succeeds, lists every variable of the binary and
-// says plainly that the work loop is not there yet.
+// says plainly whether the work loop is there yet.
 func TestHelp(t *testing.T) {
 	for _, b := range binaries {
 		t.Run(b.pkg, func(t *testing.T) {
@@ -159,10 +165,13 @@ func TestHelp(t *testing.T) {
 				if r.code != 0 {
 					t.Fatalf("%s %s: exit %d, stderr %q", b.name, arg, r.code, r.stderr)
 				}
-				for _, want := range append([]string{b.name, "not implemented yet", "later release", "migrate"}, b.vars...) {
+				for _, want := range append([]string{b.name, "migrate"}, b.vars...) {
 					if !strings.Contains(r.stdout, want) {
 						t.Errorf("%s %s does not mention %q:\n%s", b.name, arg, want, r.stdout)
 					}
+				}
+				if said := strings.Contains(r.stdout, "not implemented yet"); said != b.placeholder {
+					t.Errorf("%s %s: says \"not implemented yet\" = %v, want %v", b.name, arg, said, b.placeholder)
 				}
 			}
 		})
