@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -122,17 +123,19 @@ func TestFailedMigrationLeavesSchemaAsItWas(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := schemaFingerprint(t, db)
-	first, err := fs.ReadFile(migrations.FS, "00001_schema.sql")
-	if err != nil {
-		t.Fatal(err)
+	broken := fstest.MapFS{}
+	files := realMigrations(t)
+	for _, name := range files {
+		data, err := fs.ReadFile(migrations.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		broken[name] = &fstest.MapFile{Data: data}
 	}
-	broken := fstest.MapFS{
-		"00001_schema.sql": {Data: first},
-		"00002_broken.sql": {Data: []byte("-- +goose Up\nCREATE TABLE half_done (x int);\nALTER TABLE outbox_events ADD COLUMN y int;\nSELECT 1/0;\n-- +goose Down\n")},
-	}
-	err = migrate.UpFS(ctx(t), db.URL, broken, nil)
-	if err == nil || !strings.Contains(err.Error(), "00002_broken.sql") {
-		t.Fatalf("want an error naming 00002_broken.sql, got %v", err)
+	broken["99999_broken.sql"] = &fstest.MapFile{Data: []byte("-- +goose Up\nCREATE TABLE half_done (x int);\nALTER TABLE outbox_events ADD COLUMN y int;\nSELECT 1/0;\n-- +goose Down\n")}
+	err := migrate.UpFS(ctx(t), db.URL, broken, nil)
+	if err == nil || !strings.Contains(err.Error(), "99999_broken.sql") {
+		t.Fatalf("want an error naming 99999_broken.sql, got %v", err)
 	}
 	if after := schemaFingerprint(t, db); after != before {
 		t.Fatalf("failed migration changed the schema:\nbefore %s\nafter  %s", before, after)
@@ -141,8 +144,8 @@ func TestFailedMigrationLeavesSchemaAsItWas(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx(t), "SELECT max(version_id) FROM "+migrate.VersionTable).Scan(&version); err != nil {
 		t.Fatal(err)
 	}
-	if version != 1 {
-		t.Fatalf("recorded version %d after a failed 00002, want 1", version)
+	if want := latestVersion(t, files); version != want {
+		t.Fatalf("recorded version %d after a failed 99999, want %d", version, want)
 	}
 }
 
@@ -165,8 +168,8 @@ func TestConcurrentUp(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx(t), "SELECT count(*) FROM "+migrate.VersionTable+" WHERE version_id > 0").Scan(&applied); err != nil {
 		t.Fatal(err)
 	}
-	if applied != 1 {
-		t.Fatalf("%d version rows, want 1", applied)
+	if want := len(realMigrations(t)); applied != want {
+		t.Fatalf("%d version rows, want one per migration (%d)", applied, want)
 	}
 }
 
@@ -234,4 +237,25 @@ func TestOutboxTransactionIDDefault(t *testing.T) {
 	if !same {
 		t.Fatal("transaction_id is not the writing transaction's id")
 	}
+}
+
+// realMigrations lists the embedded migration files in order.
+func realMigrations(t *testing.T) []string {
+	t.Helper()
+	names, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no embedded migrations (%v)", err)
+	}
+	return names
+}
+
+// latestVersion is the number that starts the last migration file's name.
+func latestVersion(t *testing.T, names []string) int64 {
+	t.Helper()
+	last := names[len(names)-1]
+	v, err := strconv.ParseInt(last[:strings.IndexByte(last, '_')], 10, 64)
+	if err != nil {
+		t.Fatalf("migration %s: %v", last, err)
+	}
+	return v
 }
