@@ -71,9 +71,8 @@ var binaries = []binary{
 		}, shared...),
 	},
 	{
-		pkg:         "dlq-bookkeeper",
-		name:        "messagekit-dlq-bookkeeper",
-		placeholder: true,
+		pkg:  "dlq-bookkeeper",
+		name: "messagekit-dlq-bookkeeper",
 		vars: append([]string{"KAFKA_GROUP_ID", "AMQP_DLX", "AMQP_DECLARE", "DLQ_KAFKA_TOPICS", "DLQ_QUEUES", "DLQ_BINDINGS"},
 			common...),
 		invalid: append([]invalidCase{
@@ -382,6 +381,11 @@ func TestServe(t *testing.T) {
 				"HTTP_ADDR=127.0.0.1:0",
 				"DATABASE_URL=" + db.URL,
 				"AMQP_URL=" + broker.URL,
+				// This test's own topology, so binaries that declare and
+				// consume it leave the shared broker's defaults alone.
+				"AMQP_EXCHANGE=" + broker.Name("events"),
+				"AMQP_DLX=" + broker.Name("events.dlx"),
+				"DLQ_QUEUES=" + broker.Name("events.dlq"),
 				"KAFKA_BROKERS=" + strings.Join(kafka, ","),
 				"ADMIN_TOKEN=hunter2",
 				"LOG_LEVEL=debug",

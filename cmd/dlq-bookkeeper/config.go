@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/firstunicorn/messagekit-go/internal/config"
 )
 
@@ -19,4 +22,22 @@ type Config struct {
 	AMQPDeclare bool        `envconfig:"AMQP_DECLARE" default:"true" desc:"declare AMQP_DLX and the DLQ_QUEUES with their bindings at start"`
 	DLQQueues   config.List `envconfig:"DLQ_QUEUES" default:"events.dlq" desc:"RabbitMQ dead-letter queues to consume, comma-separated"`
 	DLQBindings config.List `envconfig:"DLQ_BINDINGS" default:"#" desc:"binding keys of the DLQ queues on AMQP_DLX, comma-separated (e.g. identity.#)"`
+
+	BatchSize      int           `envconfig:"BOOKKEEPER_BATCH_SIZE" default:"100" desc:"most dead letters of one queue or partition stored in one transaction and acknowledged together (1 to 10000)"`
+	BatchWait      time.Duration `envconfig:"BOOKKEEPER_BATCH_WAIT" default:"5ms" desc:"how long a batch waits for more dead letters once one has arrived (0 for none)"`
+	BreakerTimeout time.Duration `envconfig:"BOOKKEEPER_BREAKER_TIMEOUT" default:"30s" desc:"how long consumption pauses after 5 consecutive PostgreSQL failures before one probe is let through"`
+}
+
+// Validate checks the bookkeeper's own variables.
+func (c *Config) Validate() error {
+	if c.BatchSize < 1 || c.BatchSize > 10000 {
+		return config.Invalid("BOOKKEEPER_BATCH_SIZE", fmt.Sprint(c.BatchSize), "must be from 1 to 10000")
+	}
+	if c.BatchWait < 0 {
+		return config.Invalid("BOOKKEEPER_BATCH_WAIT", c.BatchWait.String(), "must not be negative")
+	}
+	if c.BreakerTimeout <= 0 {
+		return config.Invalid("BOOKKEEPER_BREAKER_TIMEOUT", c.BreakerTimeout.String(), "must be positive")
+	}
+	return nil
 }

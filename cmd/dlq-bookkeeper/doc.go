@@ -2,9 +2,14 @@
 // dead-letter queues, stores every dead letter in PostgreSQL and marks the
 // producer's outbox rows failed (DESIGN.md §1, §4).
 //
-// This build only loads and validates its configuration, applies migrations
-// (`messagekit-dlq-bookkeeper migrate` or MIGRATE_ON_START=true), and serves
-// /healthz, /readyz (PostgreSQL, RabbitMQ, Kafka) and /metrics on HTTP_ADDR
-// until SIGTERM; the work loop arrives in a later release. Run
+// It acknowledges a message (RabbitMQ ack, Kafka offset) only after its dead
+// letter is committed, stores messages it can not parse raw, and pauses
+// consumption while PostgreSQL is down. It serves /healthz, /readyz
+// (PostgreSQL, RabbitMQ, Kafka, both consumers, the PostgreSQL circuit
+// breaker) and /metrics on HTTP_ADDR, and applies migrations with
+// `messagekit-dlq-bookkeeper migrate` or MIGRATE_ON_START=true. Run
 // `messagekit-dlq-bookkeeper --help` for every variable.
+//
+// The work lives in internal/bookkeeper (with amqpdlq and kafkadlq) and
+// internal/deadletter; this package only wires them.
 package main

@@ -3,6 +3,11 @@ package main
 import (
 	"context"
 
+	"github.com/firstunicorn/messagekit-go/internal/bookkeeper"
+	"github.com/firstunicorn/messagekit-go/internal/bookkeeper/amqpdlq"
+	"github.com/firstunicorn/messagekit-go/internal/bookkeeper/kafkadlq"
+	"github.com/firstunicorn/messagekit-go/internal/deadletter"
+	"github.com/firstunicorn/messagekit-go/internal/health"
 	"github.com/firstunicorn/messagekit-go/internal/service"
 )
 
@@ -11,9 +16,14 @@ func main() {
 	service.Main(service.Spec{
 		Name:    "messagekit-dlq-bookkeeper",
 		Summary: "store dead letters from Kafka DLQ topics and RabbitMQ dead-letter queues",
-		Description: `This build only serves health and metrics: the dead-letter bookkeeping work
-loop is not implemented yet and arrives in a later release. It checks
-PostgreSQL, RabbitMQ and Kafka on /readyz and applies migrations.`,
+		Description: `Consumes the Kafka DLQ topics (DLQ_KAFKA_TOPICS, consumer group KAFKA_GROUP_ID)
+and the RabbitMQ dead-letter queues (DLQ_QUEUES, bound to AMQP_DLX with
+DLQ_BINDINGS), stores every dead letter in dead_letters and marks the
+event's outbox_events row failed, in one transaction; a message is
+acknowledged only after that commit. Messages that can not be parsed are
+stored raw. While PostgreSQL is down, consumption pauses and nothing is
+acknowledged. /readyz checks PostgreSQL, RabbitMQ, Kafka, both consumers
+and the PostgreSQL circuit breaker.`,
 		Config:   &cfg,
 		Common:   &cfg.Common,
 		HTTPAddr: &cfg.HTTPAddr,
@@ -24,7 +34,53 @@ PostgreSQL, RabbitMQ and Kafka on /readyz and applies migrations.`,
 }
 
 func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
-	return service.HealthOnly(ctx, rt, service.Dependencies{
+	pool, err := service.Connect(ctx, rt, service.Dependencies{
 		DatabaseURL: cfg.DatabaseURL, AMQPURL: cfg.AMQPURL, KafkaBrokers: cfg.KafkaBrokers,
 	})
+	if err != nil {
+		return err
+	}
+
+	store, err := deadletter.New(pool)
+	if err != nil {
+		return err
+	}
+	metrics, err := bookkeeper.NewMetrics(rt.Registry())
+	if err != nil {
+		return err
+	}
+	rec, err := bookkeeper.NewRecorder(bookkeeper.Config{
+		Store: store, Logger: rt.Logger(), Metrics: metrics, BreakerTimeout: cfg.BreakerTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	rt.AddCheck("postgres_breaker", health.CheckFunc(rec.Check))
+
+	batchWait := cfg.BatchWait
+	if batchWait == 0 {
+		batchWait = -1 // the packages read zero as their default
+	}
+	amqpConsumer, err := amqpdlq.New(amqpdlq.Config{
+		URL: cfg.AMQPURL, DLX: cfg.AMQPDLX, SkipDeclare: !cfg.AMQPDeclare,
+		Queues: cfg.DLQQueues, Bindings: cfg.DLQBindings,
+		BatchSize: cfg.BatchSize, BatchWait: batchWait,
+		Recorder: rec, Logger: rt.Logger(), Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	rt.AddCheck("rabbitmq_consumer", health.CheckFunc(amqpConsumer.Check))
+	kafkaConsumer, err := kafkadlq.New(kafkadlq.Config{
+		Brokers: cfg.KafkaBrokers, GroupID: cfg.KafkaGroupID, Topics: cfg.DLQKafkaTopics,
+		BatchSize: cfg.BatchSize, BatchWait: batchWait,
+		Recorder: rec, Logger: rt.Logger(), Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	rt.AddCheck("kafka_consumer", health.CheckFunc(kafkaConsumer.Check))
+
+	rt.SetReady()
+	return bookkeeper.RunAll(ctx, amqpConsumer, kafkaConsumer)
 }
