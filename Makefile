@@ -43,8 +43,13 @@ demo: build ## run the pipeline locally: embedded Kafka, migrations, the three b
 migrate: build ## apply the schema to DATABASE_URL
 	DATABASE_URL=$(DATABASE_URL) $(BIN)/admin-api migrate
 
+FUZZ_TARGETS  := FuzzDecode:./pkg/contracts FuzzParse:./internal/bookkeeper/amqpdlq FuzzParse:./internal/bookkeeper/kafkadlq
+
 fuzz: ## run each fuzz target for FUZZTIME
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/contracts
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} in $${t#*:}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}"; \
+	done
 
 tidy: ## go mod tidy, and fail if it changed anything
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum

@@ -1,7 +1,9 @@
 // Command demo runs messagekit locally: an embedded Kafka (kfake) on a local
 // port, the schema applied to DATABASE_URL, and the three binaries as
 // processes against the local PostgreSQL and RabbitMQ. It prints where each
-// listens and its readiness, then stops them with SIGTERM after
+// listens and its readiness, writes events with outbox.Writer and publishes
+// them with outbox.Relay, has a consumer reject a few so that the
+// dlq-bookkeeper stores them, then stops the binaries with SIGTERM after
 // DEMO_DURATION (default: on Ctrl-C) and reports how each exited.
 //
 // Run it with `make demo`, which builds the binaries first.
@@ -26,6 +28,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -109,8 +112,22 @@ func run(binDir string) error {
 		}
 		fmt.Printf("  %-15s http://%s  %s\n", p.name, p.addr, body)
 	}
-	fmt.Println("\nThis release wires the binaries (config, migrations, health, metrics, shutdown);")
-	fmt.Println("the bridge, bookkeeper and admin work loops arrive in later releases.")
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	fmt.Println("\noutbox → Kafka:")
+	events, err := writeAndRelay(ctx, pool, kafka.ListenAddrs(), 200)
+	if err != nil {
+		return err
+	}
+	fmt.Println("\nRabbitMQ dead letters → dlq-bookkeeper:")
+	if err := deadLetter(ctx, pool, amqpURL, events[:5]); err != nil {
+		return err
+	}
+	fmt.Println("\nThe bridge (Kafka → RabbitMQ) and the admin API's replay endpoints arrive in")
+	fmt.Println("later releases; for now those two binaries serve health and metrics only.")
 	if duration > 0 {
 		fmt.Printf("\nrunning for %s (DEMO_DURATION); Ctrl-C stops earlier\n", duration)
 	} else {
