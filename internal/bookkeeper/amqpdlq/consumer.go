@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -87,12 +86,10 @@ type Config struct {
 // It reconnects with backoff after a connection or channel failure; the
 // broker then redelivers what was not acknowledged.
 type Consumer struct {
-	cfg   Config
-	log   *slog.Logger
-	state atomic.Pointer[error] // nil: consuming
+	cfg Config
+	log *slog.Logger
+	bookkeeper.Supervisor
 }
-
-var errNotConnected = errors.New("not connected yet")
 
 // dialTimeout bounds the TCP connection and the AMQP handshake.
 const dialTimeout = 10 * time.Second
@@ -144,54 +141,21 @@ func New(cfg Config) (*Consumer, error) {
 		cfg.ReconnectMax = DefaultReconnectMax
 	}
 	cfg.ReconnectMax = max(cfg.ReconnectMax, cfg.ReconnectMin)
-	c := &Consumer{cfg: cfg, log: cfg.Logger}
+	c := &Consumer{cfg: cfg, log: cfg.Logger, Supervisor: bookkeeper.Supervisor{
+		Name: "rabbitmq dead-letter consumer", Source: deadletter.SourceRabbitMQ,
+		Min: cfg.ReconnectMin, Max: cfg.ReconnectMax,
+		Logger: cfg.Logger, LogAttrs: []slog.Attr{slog.Any("queues", cfg.Queues)}, Metrics: cfg.Metrics,
+	}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.setState(errNotConnected)
 	return c, nil
-}
-
-func (c *Consumer) setState(err error) { c.state.Store(&err) }
-
-// Check is a readiness check (health.Checker): nil while every queue is
-// being consumed, else why not (not connected yet, the last connection or
-// declaration error).
-func (c *Consumer) Check(context.Context) error {
-	if err := *c.state.Load(); err != nil {
-		return fmt.Errorf("rabbitmq dead-letter consumer: %w", err)
-	}
-	return nil
 }
 
 // Run consumes until ctx ends, reconnecting after failures, and returns
 // nil then. An in-flight batch is finished first: stored and acknowledged,
 // or left unacknowledged for the broker to redeliver.
-func (c *Consumer) Run(ctx context.Context) error {
-	wait := c.cfg.ReconnectMin
-	for {
-		consumed, err := c.session(ctx)
-		if ctx.Err() != nil {
-			c.setState(errors.New("stopped"))
-			return nil
-		}
-		c.setState(err)
-		c.cfg.Metrics.Error(deadletter.SourceRabbitMQ, bookkeeper.ErrorConsume)
-		if consumed {
-			wait = c.cfg.ReconnectMin
-		}
-		c.log.Warn("rabbitmq dead-letter consumer disconnected, reconnecting",
-			slog.Any("queues", c.cfg.Queues), slog.Duration("retry_in", wait), slog.Any("error", err))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		wait = min(2*wait, c.cfg.ReconnectMax)
-	}
-}
+func (c *Consumer) Run(ctx context.Context) error { return c.Supervisor.Run(ctx, c.session) }
 
 // session connects, declares, and consumes until the connection fails or
 // ctx ends. consumed reports whether it got as far as consuming.
@@ -249,7 +213,7 @@ func (c *Consumer) session(ctx context.Context) (consumed bool, err error) {
 		}
 		workers = append(workers, worker{ch, q, deliveries})
 	}
-	c.setState(nil)
+	c.SetConsuming()
 	c.log.Info("consuming rabbitmq dead-letter queues", slog.Any("queues", c.cfg.Queues),
 		slog.String("dlx", c.cfg.DLX), slog.Bool("declared", !c.cfg.SkipDeclare))
 

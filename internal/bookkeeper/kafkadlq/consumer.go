@@ -69,12 +69,10 @@ type Config struct {
 // blocks (PostgreSQL down), the partition's goroutine blocks with it and
 // sarama stops fetching for that partition once its buffer is full.
 type Consumer struct {
-	cfg   Config
-	log   *slog.Logger
-	state atomic.Pointer[error] // nil: consuming
+	cfg Config
+	log *slog.Logger
+	bookkeeper.Supervisor
 }
-
-var errNotConnected = errors.New("not connected yet")
 
 // New returns a Consumer for cfg, or an error when Brokers or Recorder is
 // missing or a topic name is empty.
@@ -112,23 +110,15 @@ func New(cfg Config) (*Consumer, error) {
 		cfg.ReconnectMax = DefaultReconnectMax
 	}
 	cfg.ReconnectMax = max(cfg.ReconnectMax, cfg.ReconnectMin)
-	c := &Consumer{cfg: cfg, log: cfg.Logger}
+	c := &Consumer{cfg: cfg, log: cfg.Logger, Supervisor: bookkeeper.Supervisor{
+		Name: "kafka dead-letter consumer", Source: deadletter.SourceKafka,
+		Min: cfg.ReconnectMin, Max: cfg.ReconnectMax,
+		Logger: cfg.Logger, LogAttrs: []slog.Attr{slog.Any("topics", cfg.Topics)}, Metrics: cfg.Metrics,
+	}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.setState(errNotConnected)
 	return c, nil
-}
-
-func (c *Consumer) setState(err error) { c.state.Store(&err) }
-
-// Check is a readiness check (health.Checker): nil while the group is
-// consuming, else why not.
-func (c *Consumer) Check(context.Context) error {
-	if err := *c.state.Load(); err != nil {
-		return fmt.Errorf("kafka dead-letter consumer: %w", err)
-	}
-	return nil
 }
 
 func (c *Consumer) saramaConfig() *sarama.Config {
@@ -150,31 +140,7 @@ func (c *Consumer) saramaConfig() *sarama.Config {
 // Run consumes until ctx ends and returns nil then, recreating the group
 // with backoff when it fails. On the way out the group commits the offsets
 // marked so far and leaves.
-func (c *Consumer) Run(ctx context.Context) error {
-	wait := c.cfg.ReconnectMin
-	for {
-		consumed, err := c.session(ctx)
-		if ctx.Err() != nil {
-			c.setState(errors.New("stopped"))
-			return nil
-		}
-		c.setState(err)
-		c.cfg.Metrics.Error(deadletter.SourceKafka, bookkeeper.ErrorConsume)
-		if consumed {
-			wait = c.cfg.ReconnectMin
-		}
-		c.log.Warn("kafka dead-letter consumer failed, retrying", slog.Any("topics", c.cfg.Topics),
-			slog.Duration("retry_in", wait), slog.Any("error", err))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		wait = min(2*wait, c.cfg.ReconnectMax)
-	}
-}
+func (c *Consumer) Run(ctx context.Context) error { return c.Supervisor.Run(ctx, c.session) }
 
 // session runs one consumer group until it fails or ctx ends. consumed
 // reports whether a group session started.
@@ -213,7 +179,7 @@ type handler struct {
 
 func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
 	h.started.Store(true)
-	h.c.setState(nil)
+	h.c.SetConsuming()
 	h.c.log.Info("consuming kafka dead-letter topics", slog.Any("topics", h.c.cfg.Topics),
 		slog.String("group", h.c.cfg.GroupID), slog.Any("claims", s.Claims()))
 	return nil
