@@ -17,6 +17,7 @@ type Config struct {
 	config.AMQP
 	AMQPExchange string `envconfig:"AMQP_EXCHANGE" default:"events" desc:"RabbitMQ exchange the bridge publishes to"`
 
-	AdminToken    config.Secret `envconfig:"ADMIN_TOKEN" desc:"bearer token for /api/v1 (secret, never printed); unset: /api/v1 answers 503"`
-	AdminReadOpen bool          `envconfig:"ADMIN_READ_OPEN" default:"false" desc:"let GET requests under /api/v1 through without the token"`
+	AdminToken     config.Secret `envconfig:"ADMIN_TOKEN" desc:"bearer token for /api/v1 (secret, never printed); unset: /api/v1 answers 503"`
+	AdminReadOpen  bool          `envconfig:"ADMIN_READ_OPEN" default:"false" desc:"let GET requests under /api/v1 through without the token"`
+	OutboxSlotName string        `envconfig:"OUTBOX_SLOT_NAME" default:"" desc:"Debezium replication slot of the outbox, read for /outbox/stats and /health/outbox lag; empty: the Relay publishes the outbox"`
 }

@@ -2,29 +2,65 @@ package main
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/firstunicorn/messagekit-go/internal/adminapi"
+	"github.com/firstunicorn/messagekit-go/internal/deadletter"
 	"github.com/firstunicorn/messagekit-go/internal/service"
 )
 
 func main() {
 	var cfg Config
-	service.Main(service.Spec{
+	service.Main(spec(&cfg))
+}
+
+// spec describes the binary; cfg receives its configuration.
+func spec(cfg *Config) service.Spec {
+	return service.Spec{
 		Name:    "messagekit-admin-api",
 		Summary: "inspect, replay and discard dead letters; replay outbox ranges",
-		Description: `This build only serves health and metrics: the admin API work loop (the
-/api/v1 endpoints) is not implemented yet and arrives in a later release. It
-checks PostgreSQL, RabbitMQ and Kafka on /readyz and applies migrations.`,
-		Config:   &cfg,
+		Description: `Serves the admin API under /api/v1 (bearer ADMIN_TOKEN): dead-letter listing,
+inspection and discard, failed outbox events (/dlq), outbox statistics and
+/api/v1/openapi.json; and /health, /health/outbox without a token. The replay
+endpoints (dead-letter replay, /dlq retry, /replay) are not implemented yet
+and arrive in a later release. It checks PostgreSQL, RabbitMQ and Kafka on
+/readyz and applies migrations.`,
+		Config:   cfg,
 		Common:   &cfg.Common,
 		HTTPAddr: &cfg.HTTPAddr,
 		Run: func(ctx context.Context, rt *service.Runtime) error {
-			return run(ctx, rt, &cfg)
+			return run(ctx, rt, cfg)
 		},
-	})
+	}
 }
 
 func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
-	return service.HealthOnly(ctx, rt, service.Dependencies{
+	pool, err := service.Connect(ctx, rt, service.Dependencies{
 		DatabaseURL: cfg.DatabaseURL, AMQPURL: cfg.AMQPURL, KafkaBrokers: cfg.KafkaBrokers,
 	})
+	if err != nil {
+		return err
+	}
+	store, err := deadletter.New(pool)
+	if err != nil {
+		return fmt.Errorf("dead-letter store: %w", err)
+	}
+	metrics, err := adminapi.NewMetrics(rt.Registry())
+	if err != nil {
+		return err
+	}
+	api, err := adminapi.New(adminapi.Config{
+		DeadLetters: store, DB: pool,
+		Token: cfg.AdminToken.Reveal(), ReadOpen: cfg.AdminReadOpen, SlotName: cfg.OutboxSlotName,
+		Service: "messagekit-admin-api", Logger: rt.Logger(), Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	for _, pattern := range []string{"/api/v1/", "/health", "/health/outbox"} {
+		rt.Handle(pattern, api)
+	}
+	rt.SetReady()
+	<-ctx.Done()
+	return nil
 }
