@@ -1,10 +1,10 @@
 // Command messagekit-bridge consumes Kafka topics in a consumer group and
 // republishes every event to a RabbitMQ exchange, marking offsets only after
-// RabbitMQ confirmed (DESIGN.md §1–3).
+// RabbitMQ confirmed (DESIGN.md §1–3); the pipeline is package
+// internal/bridge. It applies migrations (`messagekit-bridge migrate` or
+// MIGRATE_ON_START=true) and serves /healthz, /readyz (PostgreSQL, RabbitMQ,
+// Kafka) and /metrics on HTTP_ADDR until SIGTERM.
 //
-// This build only loads and validates its configuration, applies migrations
-// (`messagekit-bridge migrate` or MIGRATE_ON_START=true), and serves
-// /healthz, /readyz (PostgreSQL, RabbitMQ, Kafka) and /metrics on HTTP_ADDR
-// until SIGTERM; the work loop arrives in a later release. Run
-// `messagekit-bridge --help` for every variable.
+// Run `messagekit-bridge --help` for every variable and for what this build
+// does not do yet (circuit breaker, RabbitMQ reconnection, rate limit).
 package main

@@ -1,0 +1,350 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/google/uuid"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/firstunicorn/messagekit-go/pkg/contracts"
+)
+
+// className names the bridge in [contracts.DLQHeaderClassName].
+var className = func() string {
+	t := reflect.TypeFor[Bridge]()
+	return t.PkgPath() + "." + t.Name()
+}()
+
+// unroutableLogEvery is how often a dropped routing key is logged at most.
+const unroutableLogEvery = time.Minute
+
+// Bridge republishes Kafka records to RabbitMQ; see the package doc. Create
+// it with [New] and run it with [Bridge.Run].
+type Bridge struct {
+	cfg     Config
+	sarama  *sarama.Config
+	key     RoutingKey
+	decoder contracts.Decoder
+	metrics *metrics
+	log     *slog.Logger
+	running atomic.Bool
+
+	mu         sync.Mutex
+	unroutable map[string]time.Time // routing key → last logged
+}
+
+// New validates cfg, applies its defaults and returns a Bridge; it does
+// not connect. It fails when a required field is missing, a value is out of
+// range, the routing key template does not parse, the sarama configuration
+// does not validate, or the metrics cannot be registered.
+func New(cfg Config) (*Bridge, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	key, err := ParseRoutingKey(cfg.RoutingKey)
+	if err != nil {
+		return nil, err
+	}
+	sc := saramaConfig(cfg.Sarama)
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("bridge: sarama configuration: %w", err)
+	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Bridge{
+		cfg: cfg, sarama: sc, key: key, metrics: m,
+		// The size check runs first; the decoder's own limit only backs it.
+		decoder:    contracts.Decoder{MaxBytes: cfg.MaxRecordBytes},
+		log:        log.With("group", cfg.Group, "exchange", cfg.Exchange),
+		unroutable: make(map[string]time.Time),
+	}, nil
+}
+
+// Run bridges until ctx ends, then stops fetching, finishes the batches in
+// flight (confirms, dedup records, offset marks), commits and leaves the
+// group, and returns nil.
+//
+// It retries reaching RabbitMQ and Kafka at start and consumer group
+// sessions that fail. It returns an error when declaring the exchanges
+// fails, when the dead-letter producer or the consumer group cannot be
+// created, and when the RabbitMQ connection or a channel is lost (phase 1
+// does not reconnect: the process should exit and be restarted; no offset
+// of an unconfirmed record has been marked). Run must not be called twice
+// at once.
+func (b *Bridge) Run(ctx context.Context) error {
+	if !b.running.CompareAndSwap(false, true) {
+		return errors.New("bridge: Run called twice")
+	}
+	defer b.running.Store(false)
+
+	conn, ok := dialRetry(ctx, b.log, "RabbitMQ", func() (*amqp.Connection, error) {
+		return amqp.DialConfig(b.cfg.AMQPURL, amqp.Config{Properties: amqp.Table{"connection_name": "messagekit-bridge"}})
+	})
+	if !ok {
+		return nil
+	}
+	defer func() { _ = conn.Close() }()
+	if err := b.declare(conn); err != nil {
+		return err
+	}
+	client, ok := dialRetry(ctx, b.log, "Kafka", func() (sarama.Client, error) {
+		return sarama.NewClient(b.cfg.Brokers, b.sarama)
+	})
+	if !ok {
+		return nil
+	}
+	defer func() { _ = client.Close() }()
+	producer, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		return fmt.Errorf("bridge: dead-letter producer: %w", err)
+	}
+	defer func() { _ = producer.Close() }()
+	group, err := sarama.NewConsumerGroupFromClient(b.cfg.Group, client)
+	if err != nil {
+		return fmt.Errorf("bridge: consumer group %s: %w", b.cfg.Group, err)
+	}
+
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	go func() {
+		select {
+		case e := <-closed:
+			if e != nil {
+				fail(fmt.Errorf("bridge: RabbitMQ connection lost: %w", e))
+			}
+		case <-runCtx.Done():
+		}
+	}()
+
+	h := &groupHandler{b: b, conn: conn, producer: producer, fail: fail}
+	wait := b.cfg.Backoff
+	for runCtx.Err() == nil {
+		err := group.Consume(runCtx, b.cfg.Topics, h)
+		switch {
+		case runCtx.Err() != nil:
+		case err == nil: // the session ended (a rebalance): join again
+			wait = b.cfg.Backoff
+		default:
+			b.log.Warn("consumer group session failed; retrying", "topics", b.cfg.Topics, "wait", wait, "err", err)
+			if !sleep(runCtx, wait) {
+				break
+			}
+			wait = min(2*wait, DefaultMaxBackoff)
+		}
+	}
+	// Closing the group commits the marked offsets and leaves the group.
+	closeErr := group.Close()
+	if cause := context.Cause(runCtx); ctx.Err() == nil && cause != nil {
+		return errors.Join(cause, closeErr)
+	}
+	if closeErr != nil {
+		b.log.Warn("leaving the consumer group failed", "err", closeErr)
+	}
+	b.log.Info("stopped")
+	return nil
+}
+
+// declare declares the exchange and the DLX unless told not to.
+func (b *Bridge) declare(conn *amqp.Connection) error {
+	if b.cfg.SkipDeclare {
+		return nil
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("bridge: open channel to declare exchanges: %w", err)
+	}
+	defer func() { _ = ch.Close() }()
+	for _, name := range []string{b.cfg.Exchange, b.cfg.DLX} {
+		if name == "" {
+			continue
+		}
+		if err := ch.ExchangeDeclare(name, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("bridge: declare exchange %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// dialRetry calls dial with backoff until it succeeds or ctx ends; it
+// reports whether it succeeded.
+func dialRetry[T any](ctx context.Context, log *slog.Logger, what string, dial func() (T, error)) (T, bool) {
+	for attempt := 1; ; attempt++ {
+		c, err := dial()
+		if err == nil {
+			return c, true
+		}
+		wait := backoff(DefaultBackoff, attempt)
+		log.Warn("cannot reach "+what+"; retrying", "wait", wait, "err", err)
+		if !sleep(ctx, wait) {
+			var zero T
+			return zero, false
+		}
+	}
+}
+
+// classify checks msg's size, decodes and validates its envelope and
+// derives its dedup key and routing key. A poison record comes back with
+// outcome deadLetter, its stage and error.
+func (b *Bridge) classify(msg *sarama.ConsumerMessage) record {
+	r := record{msg: msg}
+	if size := len(msg.Key) + len(msg.Value); size > b.cfg.MaxRecordBytes {
+		r.outcome, r.stage = deadLetter, contracts.StageRecordTooLarge
+		r.err = &RecordTooLargeError{Size: size, Max: b.cfg.MaxRecordBytes}
+		return r
+	}
+	var headerID string
+	var hasID bool
+	for _, h := range msg.Headers {
+		if h == nil {
+			continue
+		}
+		switch string(h.Key) {
+		case contracts.KafkaHeaderID:
+			headerID, hasID = string(h.Value), true
+		case contracts.KafkaHeaderReplayID:
+			r.replayID = string(h.Value)
+		case contracts.KafkaHeaderAggregateType:
+			r.aggregateType = string(h.Value)
+		}
+	}
+	env, err := b.decoder.Decode(msg.Value)
+	if err == nil && hasID {
+		// As in pkg/dedup (ADR 0006): deduplicating on either of two
+		// disagreeing ids could drop a distinct event.
+		if id, perr := uuid.Parse(headerID); perr != nil {
+			err = &contracts.ValidationError{Field: "id", Reason: fmt.Sprintf("header is not a UUID: %q", headerID), Err: perr}
+		} else if id != env.EventID {
+			err = &contracts.ValidationError{Field: "id", Reason: fmt.Sprintf("header %s differs from eventId %s", id, env.EventID)}
+		}
+	}
+	if err != nil {
+		stage, ok := contracts.StageOf(err)
+		if !ok {
+			stage = contracts.StageDecode
+		}
+		r.outcome, r.stage, r.err = deadLetter, stage, err
+		return r
+	}
+	r.env = env
+	r.key = ReplayKey(env.EventID, r.replayID)
+	r.routingKey = b.key.Render(env.EventType, r.aggregateType, env.Source)
+	return r
+}
+
+// publishing renders r as the AMQP message of DESIGN.md §3.
+func (b *Bridge) publishing(r *record) amqp.Publishing {
+	msg, env := r.msg, &r.env
+	headers := amqp.Table{
+		contracts.AMQPHeaderAggregateID:    env.AggregateID,
+		contracts.AMQPHeaderKafkaTopic:     msg.Topic,
+		contracts.AMQPHeaderKafkaPartition: msg.Partition,
+		contracts.AMQPHeaderKafkaOffset:    msg.Offset,
+	}
+	for _, h := range msg.Headers {
+		if h == nil {
+			continue
+		}
+		switch k := string(h.Key); k {
+		case contracts.KafkaHeaderTraceparent, contracts.KafkaHeaderTracestate:
+			headers[k] = string(h.Value)
+		}
+	}
+	if r.replayID != "" {
+		headers[contracts.AMQPHeaderReplayID] = r.replayID
+	}
+	return amqp.Publishing{
+		Headers:       headers,
+		ContentType:   contracts.ContentTypeJSON,
+		DeliveryMode:  amqp.Persistent,
+		CorrelationId: env.CorrelationID,
+		MessageId:     env.EventID.String(),
+		Timestamp:     env.OccurredAt,
+		Type:          env.EventType,
+		AppId:         env.Source,
+		Body:          msg.Value,
+	}
+}
+
+// shouldLogUnroutable reports whether a drop of key is to be logged now: at
+// most once per unroutableLogEvery per routing key, across partitions.
+func (b *Bridge) shouldLogUnroutable(key string, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if last, ok := b.unroutable[key]; ok && now.Sub(last) < unroutableLogEvery {
+		return false
+	}
+	b.unroutable[key] = now
+	return true
+}
+
+// groupHandler runs one consumer group session's claims.
+type groupHandler struct {
+	b        *Bridge
+	conn     *amqp.Connection
+	producer sarama.SyncProducer
+	fail     context.CancelCauseFunc
+}
+
+func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	h.b.log.Info("session started", "claims", sess.Claims(), "generation", sess.GenerationID())
+	return nil
+}
+
+func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+// ConsumeClaim bridges one partition, a batch at a time, on an AMQP channel
+// of its own: confirms and returns of one channel then concern this
+// partition only, in order.
+func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	log := h.b.log.With("topic", claim.Topic(), "partition", claim.Partition())
+	pub, err := openChannel(h.conn, h.b.cfg.BatchSize)
+	if err != nil {
+		err = fmt.Errorf("bridge: AMQP channel for %s/%d: %w", claim.Topic(), claim.Partition(), err)
+		h.fail(err)
+		return err
+	}
+	defer pub.close()
+	p := &partition{b: h.b, pub: pub, dlq: h.producer, log: log}
+	stop := sess.Context()
+	batch := make([]*sarama.ConsumerMessage, 0, h.b.cfg.BatchSize)
+	for {
+		var open bool
+		batch, open = collect(stop, claim.Messages(), batch[:0], h.b.cfg.BatchSize, h.b.cfg.BatchWait)
+		if len(batch) > 0 {
+			n, err := p.process(stop, batch)
+			if n > 0 {
+				sess.MarkMessage(batch[n-1], "")
+			}
+			if err != nil {
+				log.Error("stopping: RabbitMQ channel failed", "offset", batch[0].Offset, "err", err)
+				h.fail(err)
+				return err
+			}
+			if n < len(batch) {
+				break
+			}
+		}
+		if !open || stop.Err() != nil {
+			break
+		}
+	}
+	sess.Commit()
+	return nil
+}

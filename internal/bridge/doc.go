@@ -1,0 +1,41 @@
+// Package bridge republishes the events of Kafka topics to a RabbitMQ
+// exchange, at least once and in partition order (DESIGN.md §2–3).
+//
+// A [Bridge] consumes its topics in a sarama consumer group with
+// cooperative-sticky rebalancing. Each claimed partition runs in its own
+// goroutine with its own AMQP channel in confirm mode, one batch at a time:
+//
+//  1. collect up to BatchSize records, or what arrives within BatchWait;
+//  2. dead-letter poison records (over MaxRecordBytes, not an envelope, a
+//     bad id) to the Kafka DLQ topic with the Kafka Connect headers;
+//  3. look the batch's dedup keys up in processed_messages (one round trip)
+//     and skip those already bridged;
+//  4. publish the rest in Kafka order, pipelined, then wait for every
+//     confirm; a nack is retried with backoff, then dead-lettered with stage
+//     AMQP_NACK; a mandatory return is dropped or dead-lettered per
+//     [Config.Unroutable];
+//  5. record the confirmed keys as processed (one round trip);
+//  6. mark the batch's offsets, which the group commits automatically.
+//
+// An offset is thus marked only after every earlier record of its partition
+// was confirmed by RabbitMQ or acknowledged by the Kafka DLQ topic. A
+// replayed record (Kafka header replayId) dedups on (eventId, replayId)
+// through [ReplayKey]. See docs/adr/0012-bridge.md for the reasoning.
+//
+// Not yet here (phase 2 of issue 5): the circuit breaker and pausing,
+// reconnecting to RabbitMQ (today [Bridge.Run] returns an error when the
+// connection is lost, and the process restarts), the consumption rate limit
+// and tracing spans.
+//
+// # Metrics
+//
+// Given a prometheus.Registerer, a Bridge exports
+// messagekit_bridge_records_consumed_total{topic},
+// messagekit_bridge_published_total,
+// messagekit_bridge_duplicates_skipped_total,
+// messagekit_bridge_dead_lettered_total{stage},
+// messagekit_bridge_unroutable_total{routing_key},
+// messagekit_bridge_publish_latency_seconds (a batch's publish to its last
+// confirm), messagekit_bridge_batch_size and
+// messagekit_bridge_end_to_end_lag_seconds (confirm time − occurredAt).
+package bridge

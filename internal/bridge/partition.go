@@ -1,0 +1,390 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/google/uuid"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/firstunicorn/messagekit-go/pkg/contracts"
+)
+
+// publisher publishes on one AMQP channel in confirm mode.
+type publisher interface {
+	// Publish sends msg, mandatory, and returns the wait for its confirm.
+	// An error means the channel is unusable.
+	Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) (confirmation, error)
+	// Returned drains the messages returned since the last call. Every
+	// return of a message precedes its confirm.
+	Returned() []amqp.Return
+}
+
+// confirmation waits for one publisher confirm: true for an ack, false for
+// a nack, an error when the channel closed or ctx ended first.
+type confirmation func(ctx context.Context) (bool, error)
+
+// deadLetterSender writes dead letters; sarama.SyncProducer satisfies it.
+type deadLetterSender interface {
+	SendMessage(msg *sarama.ProducerMessage) (partition int32, offset int64, err error)
+}
+
+// outcome is what became of a record in a batch.
+type outcome uint8
+
+const (
+	pending    outcome = iota
+	duplicate          // skipped: its key was bridged before
+	published          // confirmed by RabbitMQ
+	nacked             // nacked; retried or dead-lettered
+	dropped            // returned and dropped (UnroutableDrop)
+	deadLetter         // to be dead-lettered
+	done               // dead-lettered
+)
+
+// record is one Kafka record of a batch.
+type record struct {
+	msg           *sarama.ConsumerMessage
+	env           contracts.Envelope
+	key           uuid.UUID
+	replayID      string
+	aggregateType string
+	routingKey    string
+	outcome       outcome
+	stage         contracts.Stage
+	err           error
+	attempts      int
+}
+
+// partition processes the batches of one claimed partition, in order.
+type partition struct {
+	b   *Bridge
+	pub publisher
+	dlq deadLetterSender
+	log *slog.Logger
+}
+
+// process handles one batch and returns how many of its leading records are
+// resolved: confirmed and recorded, skipped as duplicates, or acknowledged
+// by the DLQ topic. Only their offsets may be marked. Fewer than len(batch)
+// come back when stop ends a retry; an error means the AMQP channel failed
+// and the partition must stop.
+func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessage) (int, error) {
+	cfg, m := &p.b.cfg, p.b.metrics
+	m.batchSize.Observe(float64(len(batch)))
+	recs := make([]record, len(batch))
+	for i, msg := range batch {
+		m.consumed.WithLabelValues(msg.Topic).Inc()
+		recs[i] = p.b.classify(msg)
+	}
+
+	// One dedup round trip; a key repeated within the batch is a duplicate
+	// after its first occurrence.
+	var keys []uuid.UUID
+	var idx []int
+	for i := range recs {
+		if recs[i].outcome == pending {
+			keys, idx = append(keys, recs[i].key), append(idx, i)
+		}
+	}
+	var seen []bool
+	if err := p.retry(stop, "look up dedup keys", func(ctx context.Context) (err error) {
+		seen, err = cfg.Store.Processed(ctx, cfg.Group, keys)
+		return err
+	}); err != nil {
+		return 0, nil
+	}
+	first := make(map[uuid.UUID]struct{}, len(keys))
+	for j, i := range idx {
+		if _, again := first[keys[j]]; seen[j] || again {
+			recs[i].outcome = duplicate
+			m.duplicates.Inc()
+			p.log.Debug("skipped duplicate", "topic", batch[i].Topic, "partition", batch[i].Partition,
+				"offset", batch[i].Offset, "event_id", recs[i].env.EventID, "replay_id", recs[i].replayID)
+			continue
+		}
+		first[keys[j]] = struct{}{}
+	}
+
+	// Publish every new record, pipelined; retry the nacked ones, in order.
+	for attempt := 1; ; attempt++ {
+		if err := p.publishRound(recs, attempt); err != nil {
+			return 0, err
+		}
+		var retry []int64
+		for i := range recs {
+			if recs[i].outcome != nacked {
+				continue
+			}
+			if attempt >= cfg.NackAttempts {
+				recs[i].outcome, recs[i].stage = deadLetter, contracts.StageAMQPNack
+				recs[i].err = &NackError{Exchange: cfg.Exchange, RoutingKey: recs[i].routingKey, Attempts: attempt}
+				continue
+			}
+			retry = append(retry, recs[i].msg.Offset)
+		}
+		if len(retry) == 0 {
+			break
+		}
+		p.log.Warn("RabbitMQ nacked publishes; retrying", "topic", batch[0].Topic, "partition", batch[0].Partition,
+			"offsets", retry, "attempt", attempt)
+		if !sleep(stop, backoff(cfg.Backoff, attempt)) {
+			return p.resolved(stop, recs)
+		}
+	}
+
+	// Dead letters, in Kafka order; each blocks the partition until Kafka
+	// acknowledged it.
+	for i := range recs {
+		if recs[i].outcome != deadLetter {
+			continue
+		}
+		if err := p.deadLetter(stop, &recs[i]); err != nil {
+			return p.resolved(stop, recs)
+		}
+	}
+	return p.resolved(stop, recs)
+}
+
+// resolved records the keys of the confirmed records before the first
+// unresolved one and returns how many leading records may be marked.
+func (p *partition) resolved(stop context.Context, recs []record) (int, error) {
+	n := 0
+	var keys []uuid.UUID
+	for ; n < len(recs); n++ {
+		switch recs[n].outcome {
+		case duplicate, dropped, done:
+			continue
+		case published:
+			keys = append(keys, recs[n].key)
+			continue
+		}
+		break
+	}
+	if err := p.retry(stop, "record dedup keys", func(ctx context.Context) error {
+		return p.b.cfg.Store.Record(ctx, p.b.cfg.Group, keys)
+	}); err != nil {
+		return 0, nil
+	}
+	return n, nil
+}
+
+// publishRound publishes the pending (first attempt) or nacked records, waits
+// for all their confirms and sorts out the returns.
+func (p *partition) publishRound(recs []record, attempt int) error {
+	cfg, m := &p.b.cfg, p.b.metrics
+	want := pending
+	if attempt > 1 {
+		want = nacked
+	}
+	ctx := context.Background()
+	start := time.Now()
+	var waits []confirmation
+	var idx []int
+	for i := range recs {
+		r := &recs[i]
+		if r.outcome != want {
+			continue
+		}
+		r.attempts++
+		c, err := p.pub.Publish(ctx, cfg.Exchange, r.routingKey, p.b.publishing(r))
+		if err != nil {
+			return fmt.Errorf("bridge: publish %s (%s/%d@%d): %w", r.env.EventID, r.msg.Topic, r.msg.Partition, r.msg.Offset, err)
+		}
+		waits, idx = append(waits, c), append(idx, i)
+	}
+	if len(waits) == 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, cfg.OperationTimeout)
+	defer cancel()
+	for j, wait := range waits {
+		ack, err := wait(wctx)
+		if err != nil {
+			r := &recs[idx[j]]
+			return fmt.Errorf("bridge: confirm of %s (%s/%d@%d): %w", r.env.EventID, r.msg.Topic, r.msg.Partition, r.msg.Offset, err)
+		}
+		if ack {
+			recs[idx[j]].outcome = published
+		} else {
+			recs[idx[j]].outcome = nacked
+		}
+	}
+	now := time.Now()
+	m.latency.Observe(now.Sub(start).Seconds())
+	// A basic.return precedes its ack, so every return is in by now.
+	byOffset := make(map[int64]int, len(idx))
+	for _, i := range idx {
+		byOffset[recs[i].msg.Offset] = i
+	}
+	for _, ret := range p.pub.Returned() {
+		off, ok := ret.Headers[contracts.AMQPHeaderKafkaOffset].(int64)
+		i, found := byOffset[off]
+		if !ok || !found {
+			continue // not this round's
+		}
+		r := &recs[i]
+		if cfg.Unroutable == UnroutableDLQ {
+			r.outcome, r.stage = deadLetter, contracts.StageAMQPUnroutable
+			r.err = &UnroutableError{Exchange: ret.Exchange, RoutingKey: ret.RoutingKey, ReplyCode: ret.ReplyCode, ReplyText: ret.ReplyText}
+			continue
+		}
+		r.outcome = dropped
+		m.unroutable.WithLabelValues(ret.RoutingKey).Inc()
+		if p.b.shouldLogUnroutable(ret.RoutingKey, now) {
+			p.log.Warn("dropped unroutable message (logged once a minute per routing key)", "routing_key", ret.RoutingKey,
+				"topic", r.msg.Topic, "partition", r.msg.Partition, "offset", r.msg.Offset, "event_id", r.env.EventID)
+		}
+	}
+	for _, i := range idx {
+		if r := &recs[i]; r.outcome == published {
+			m.published.Inc()
+			m.lag.Observe(now.Sub(r.env.OccurredAt).Seconds())
+		}
+	}
+	return nil
+}
+
+// deadLetter writes r to its DLQ topic, retrying with backoff until Kafka
+// acknowledges it; it fails only when stop ends first.
+func (p *partition) deadLetter(stop context.Context, r *record) error {
+	cfg, msg := &p.b.cfg, r.msg
+	dl := contracts.DeadLetter{
+		Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset,
+		Stage: r.stage, ClassName: className, Err: r.err,
+	}
+	// A replayed dead letter carries its previous death's headers: drop them.
+	headers := make([]sarama.RecordHeader, 0, len(msg.Headers)+9)
+	for _, h := range msg.Headers {
+		if h != nil && !strings.HasPrefix(string(h.Key), contracts.DLQHeaderPrefix) {
+			headers = append(headers, *h)
+		}
+	}
+	for _, kv := range dl.Headers() {
+		headers = append(headers, sarama.RecordHeader{Key: []byte(kv[0]), Value: []byte(kv[1])})
+	}
+	pm := &sarama.ProducerMessage{
+		Topic:     contracts.DeadLetterTopic(cfg.DLQTopic, msg.Topic),
+		Headers:   headers,
+		Timestamp: msg.Timestamp,
+	}
+	if msg.Key != nil {
+		pm.Key = sarama.ByteEncoder(msg.Key)
+	}
+	if msg.Value != nil {
+		pm.Value = sarama.ByteEncoder(msg.Value)
+	}
+	log := p.log.With("topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "stage", r.stage, "dlq", pm.Topic)
+	if r.env.EventID != uuid.Nil {
+		log = log.With("event_id", r.env.EventID)
+	}
+	err := p.retry(stop, "write dead letter", func(context.Context) error {
+		_, _, err := p.dlq.SendMessage(pm)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	r.outcome = done
+	p.b.metrics.deadLettered.WithLabelValues(string(r.stage)).Inc()
+	log.Warn("dead-lettered record", "err", r.err)
+	return nil
+}
+
+// errStopped reports that a retry loop gave up because its stop context ended.
+var errStopped = errors.New("bridge: stopped while retrying")
+
+// retry runs op until it succeeds, waiting with backoff between attempts;
+// it returns errStopped when stop ends first. Each attempt gets
+// OperationTimeout, and is not cut short by stop: an in-flight batch
+// finishes its round trip on a graceful stop.
+func (p *partition) retry(stop context.Context, what string, op func(ctx context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(stop), p.b.cfg.OperationTimeout)
+		err := op(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		wait := backoff(p.b.cfg.Backoff, attempt)
+		p.log.Warn("retrying: "+what, "attempt", attempt, "wait", wait, "err", err)
+		if !sleep(stop, wait) {
+			return errStopped
+		}
+	}
+}
+
+// backoff returns the wait before retry number attempt (1-based): first,
+// doubled each time, capped at DefaultMaxBackoff.
+func backoff(first time.Duration, attempt int) time.Duration {
+	d := first
+	for i := 1; i < attempt && d < DefaultMaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, DefaultMaxBackoff)
+}
+
+// sleep waits d or until ctx ends; it reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// collect fills batch from msgs: it waits for a first record (or stop),
+// then takes more until max records, the wait is over or nothing is
+// fetched (wait zero). It reports false when msgs is closed (the claim was
+// revoked).
+func collect(stop context.Context, msgs <-chan *sarama.ConsumerMessage, batch []*sarama.ConsumerMessage, max int, wait time.Duration) ([]*sarama.ConsumerMessage, bool) {
+	select {
+	case <-stop.Done():
+		return batch, true
+	case m, ok := <-msgs:
+		if !ok {
+			return batch, false
+		}
+		batch = append(batch, m)
+	}
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for len(batch) < max {
+		if timeout == nil {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					return batch, false
+				}
+				batch = append(batch, m)
+				continue
+			default:
+				return batch, true
+			}
+		}
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, m)
+		case <-timeout:
+			return batch, true
+		case <-stop.Done():
+			return batch, true
+		}
+	}
+	return batch, true
+}

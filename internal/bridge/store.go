@@ -1,0 +1,98 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Store keeps the dedup keys of the events a consumer name has bridged.
+// Implementations are safe for concurrent use.
+type Store interface {
+	// Processed reports, for each index of keys, whether consumer recorded
+	// that key, in one round trip.
+	Processed(ctx context.Context, consumer string, keys []uuid.UUID) ([]bool, error)
+	// Record records keys as processed by consumer in one round trip; keys
+	// already recorded are not an error.
+	Record(ctx context.Context, consumer string, keys []uuid.UUID) error
+}
+
+// Querier runs statements; *pgxpool.Pool satisfies it.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// PostgresStore is the [Store] on the processed_messages table (DESIGN.md
+// §4), shared with pkg/dedup. Unlike pkg/dedup's claims, which commit with a
+// handler's writes in one transaction, the bridge's side effect happens in
+// RabbitMQ: it looks keys up before publishing and records them after the
+// confirms, each with one statement outside any transaction. A PostgresStore
+// is safe for concurrent use.
+type PostgresStore struct {
+	db Querier
+}
+
+// NewPostgresStore returns the store on db, usually a *pgxpool.Pool.
+func NewPostgresStore(db Querier) *PostgresStore { return &PostgresStore{db: db} }
+
+const processedSQL = `SELECT event_id FROM processed_messages WHERE consumer_name = $1 AND event_id = ANY($2::uuid[])`
+
+// Processed implements [Store]. It fails with the database's error, wrapped.
+func (s *PostgresStore) Processed(ctx context.Context, consumer string, keys []uuid.UUID) ([]bool, error) {
+	found := make([]bool, len(keys))
+	if len(keys) == 0 {
+		return found, nil
+	}
+	rows, err := s.db.Query(ctx, processedSQL, consumer, keys)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: look up %d keys of %s: %w", len(keys), consumer, err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("bridge: look up %d keys of %s: %w", len(keys), consumer, err)
+	}
+	set := make(map[uuid.UUID]struct{}, len(got))
+	for _, k := range got {
+		set[k] = struct{}{}
+	}
+	for i, k := range keys {
+		_, found[i] = set[k]
+	}
+	return found, nil
+}
+
+// Sorted keys take their row locks in one order, so two concurrent records
+// of overlapping keys (two partitions carrying one event) cannot deadlock.
+const recordSQL = `INSERT INTO processed_messages (consumer_name, event_id)
+SELECT $1, k FROM (SELECT DISTINCT unnest($2::uuid[]) AS k ORDER BY 1) t
+ON CONFLICT DO NOTHING`
+
+// Record implements [Store]. It fails with the database's error, wrapped.
+func (s *PostgresStore) Record(ctx context.Context, consumer string, keys []uuid.UUID) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if _, err := s.db.Exec(ctx, recordSQL, consumer, keys); err != nil {
+		return fmt.Errorf("bridge: record %d keys of %s: %w", len(keys), consumer, err)
+	}
+	return nil
+}
+
+// replayNamespace is the UUIDv5 namespace of replay dedup keys. It is fixed
+// forever: changing it would let every replay through the bridge again.
+var replayNamespace = uuid.MustParse("6f1c8a52-4d0e-5b7a-9c3e-2a1b0d4e8f61")
+
+// ReplayKey returns the dedup key of a record: eventID itself when replayID
+// is empty, else the UUIDv5 (SHA-1) of "<eventID>/<replayID>" in a fixed
+// namespace, so that a replay passes the bridge once per replay request
+// (DESIGN.md §6) while processed_messages keeps its uuid primary key.
+func ReplayKey(eventID uuid.UUID, replayID string) uuid.UUID {
+	if replayID == "" {
+		return eventID
+	}
+	return uuid.NewSHA1(replayNamespace, []byte(eventID.String()+"/"+replayID))
+}
