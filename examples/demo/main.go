@@ -1,10 +1,11 @@
 // Command demo runs messagekit locally: an embedded Kafka (kfake) on a local
 // port, the schema applied to DATABASE_URL, and the three binaries as
 // processes against the local PostgreSQL and RabbitMQ. It prints where each
-// listens and its readiness, writes events with outbox.Writer and publishes
-// them with outbox.Relay, has a consumer reject a few so that the
-// dlq-bookkeeper stores them, then stops the binaries with SIGTERM after
-// DEMO_DURATION (default: on Ctrl-C) and reports how each exited.
+// listens and its readiness, writes events with outbox.Writer, publishes
+// them to Kafka with outbox.Relay, lets the bridge carry them to a RabbitMQ
+// queue where a consumer rejects a few so that the dlq-bookkeeper stores
+// them, then stops the binaries with SIGTERM after DEMO_DURATION (default: on
+// Ctrl-C) and reports how each exited.
 //
 // Run it with `make demo`, which builds the binaries first.
 package main
@@ -79,7 +80,8 @@ func run(binDir string) error {
 	if err != nil {
 		return err
 	}
-	env := append(os.Environ(), "DATABASE_URL="+dbURL, "AMQP_URL="+amqpURL, "KAFKA_BROKERS="+brokers)
+	env := append(os.Environ(), "DATABASE_URL="+dbURL, "AMQP_URL="+amqpURL, "KAFKA_BROKERS="+brokers,
+		"ADMIN_TOKEN="+envOr("ADMIN_TOKEN", "demo"))
 
 	fmt.Printf("messagekit demo\n  PostgreSQL  %s\n  RabbitMQ    %s\n  Kafka       %s (embedded kfake; topics events, events.dlq)\n  logs        %s\n\n",
 		redact(dbURL), redact(amqpURL), brokers, logDir)
@@ -117,17 +119,20 @@ func run(binDir string) error {
 		return err
 	}
 	defer pool.Close()
-	fmt.Println("\noutbox → Kafka:")
+	if err := prepareQueue(amqpURL); err != nil {
+		return err
+	}
+	fmt.Println("\noutbox → Kafka (outbox.Writer, outbox.Relay):")
 	events, err := writeAndRelay(ctx, pool, kafka.ListenAddrs(), 200)
 	if err != nil {
 		return err
 	}
-	fmt.Println("\nRabbitMQ dead letters → dlq-bookkeeper:")
-	if err := deadLetter(ctx, pool, amqpURL, events[:5]); err != nil {
+	fmt.Println("\nKafka → bridge → RabbitMQ → consumer → dead letters → dlq-bookkeeper:")
+	if err := consumeAndReject(ctx, pool, amqpURL, events, 40); err != nil {
 		return err
 	}
-	fmt.Println("\nThe bridge (Kafka → RabbitMQ) and the admin API's replay endpoints arrive in")
-	fmt.Println("later releases; for now those two binaries serve health and metrics only.")
+	fmt.Println("\nInspect them: curl -H 'Authorization: Bearer demo' 'http://127.0.0.1:8080/api/v1/dead-letters?queue=" + demoQueue + "'")
+	fmt.Println("(replaying them over the admin API comes with its replay endpoints.)")
 	if duration > 0 {
 		fmt.Printf("\nrunning for %s (DEMO_DURATION); Ctrl-C stops earlier\n", duration)
 	} else {

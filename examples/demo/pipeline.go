@@ -24,7 +24,8 @@ type orderPlaced struct {
 
 var orderPlacedEvent = contracts.Define[orderPlaced]("sales.order.placed")
 
-// demoQueue is a consumer queue whose dead letters go to the bookkeeper.
+// demoQueue is the demo consumer's queue: bound to the bridge's exchange, its
+// dead letters go to the bookkeeper.
 const demoQueue = "demo.sales.orders"
 
 // writeAndRelay writes n orders with outbox.Writer, each in its own
@@ -103,10 +104,10 @@ func countInKafka(ctx context.Context, brokers []string, events []contracts.Enve
 	return seen, nil
 }
 
-// deadLetter publishes events to a consumer queue whose dead-letter exchange
-// is events.dlx, rejects them there as a failing consumer would, and waits
-// until the bookkeeper has stored each and flagged its outbox row.
-func deadLetter(ctx context.Context, pool *pgxpool.Pool, amqpURL string, events []contracts.Envelope) error {
+// prepareQueue declares the demo consumer's queue, bound to the bridge's
+// exchange for the sales events, with events.dlx as its dead-letter exchange,
+// and empties it.
+func prepareQueue(amqpURL string) error {
 	conn, err := amqp.Dial(amqpURL)
 	if err != nil {
 		return err
@@ -116,56 +117,88 @@ func deadLetter(ctx context.Context, pool *pgxpool.Pool, amqpURL string, events 
 	if err != nil {
 		return err
 	}
+	if err := ch.ExchangeDeclare("events", "topic", true, false, false, false, nil); err != nil {
+		return err
+	}
 	if _, err := ch.QueueDeclare(demoQueue, true, false, false, false,
 		amqp.Table{"x-dead-letter-exchange": "events.dlx"}); err != nil {
 		return err
 	}
-	ids := make([]string, 0, len(events))
-	for _, ev := range events {
-		body, err := ev.MarshalJSON()
-		if err != nil {
-			return err
-		}
-		if err := ch.PublishWithContext(ctx, "", demoQueue, false, false, amqp.Publishing{
-			MessageId: ev.EventID.String(), Type: ev.EventType, ContentType: contracts.ContentTypeJSON,
-			DeliveryMode: amqp.Persistent, Body: body,
-		}); err != nil {
-			return err
-		}
-		ids = append(ids, ev.EventID.String())
+	if err := ch.QueueBind(demoQueue, "sales.#", "events", false, nil); err != nil {
+		return err
 	}
-	for range events {
+	_, err = ch.QueuePurge(demoQueue, false)
+	return err
+}
+
+// consumeAndReject reads the events the bridge delivered to the demo queue,
+// checks that each arrived exactly once, rejects every one in rejectEvery
+// (requeue=false: the broker dead-letters it to events.dlx), acknowledges the
+// rest, and waits until the bookkeeper has stored each rejected one and
+// flagged its outbox row.
+func consumeAndReject(ctx context.Context, pool *pgxpool.Pool, amqpURL string, events []contracts.Envelope, rejectEvery int) error {
+	conn, err := amqp.Dial(amqpURL)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, e := range events {
+		want[e.EventID.String()] = true
+	}
+	start := time.Now()
+	var rejected []string
+	seen := 0
+	for seen < len(events) {
 		d, err := getOne(ctx, ch)
 		if err != nil {
-			return err
+			return fmt.Errorf("%d of %d events reached RabbitMQ: %w", seen, len(events), err)
 		}
-		if err := d.Nack(false, false); err != nil { // the broker dead-letters it to events.dlx
+		if !want[d.MessageId] {
+			_ = d.Ack(false)
+			return fmt.Errorf("unexpected or repeated message %q", d.MessageId)
+		}
+		delete(want, d.MessageId)
+		seen++
+		if seen%rejectEvery == 0 {
+			rejected = append(rejected, d.MessageId)
+			err = d.Nack(false, false)
+		} else {
+			err = d.Ack(false)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	fmt.Printf("  a consumer of queue %s rejected %d events (requeue=false)\n", demoQueue, len(events))
+	fmt.Printf("  the bridge delivered all %d events to queue %s exactly once (%s)\n", seen, demoQueue, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("  the demo consumer rejected %d of them (requeue=false) and acknowledged the rest\n", len(rejected))
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var stored, flagged int
 		err := pool.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM dead_letters WHERE event_id = ANY($1::uuid[]) AND origin = $2),
-			(SELECT count(*) FROM outbox_events WHERE event_id = ANY($1::uuid[]) AND failed)`, ids, demoQueue).Scan(&stored, &flagged)
+			(SELECT count(*) FROM outbox_events WHERE event_id = ANY($1::uuid[]) AND failed)`, rejected, demoQueue).Scan(&stored, &flagged)
 		if err != nil {
 			return err
 		}
-		if stored == len(ids) && flagged == len(ids) {
+		if stored == len(rejected) && flagged == len(rejected) {
 			fmt.Printf("  dlq-bookkeeper stored %d dead letters (reason rejected, origin %s) and flagged their outbox rows failed\n", stored, demoQueue)
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("after 30s the bookkeeper had stored %d and flagged %d of %d dead letters", stored, flagged, len(ids))
+			return fmt.Errorf("after 30s the bookkeeper had stored %d and flagged %d of %d dead letters", stored, flagged, len(rejected))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
 func getOne(ctx context.Context, ch *amqp.Channel) (amqp.Delivery, error) {
+	deadline := time.After(30 * time.Second)
 	for {
 		d, ok, err := ch.Get(demoQueue, false)
 		if err != nil || ok {
@@ -174,6 +207,8 @@ func getOne(ctx context.Context, ch *amqp.Channel) (amqp.Delivery, error) {
 		select {
 		case <-ctx.Done():
 			return d, errors.New("no message in " + demoQueue)
+		case <-deadline:
+			return d, errors.New("no message in " + demoQueue + " for 30s")
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
