@@ -289,6 +289,16 @@ func run(ctx context.Context, spec Spec, logger *slog.Logger, tracing *telemetry
 		logger.Info("shutting down", slog.String("reason", context.Cause(ctx).Error()))
 	case err := <-runErr:
 		runDone = true
+		if ctx.Err() != nil {
+			// The loop returned because shutdown began: report it as the
+			// shutdown path does, whichever case select picked.
+			logger.Info("shutting down", slog.String("reason", context.Cause(ctx).Error()))
+			if err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("work loop failed", slog.Any("error", err))
+				code = ExitFailure
+			}
+			break
+		}
 		if err != nil {
 			logger.Error("work loop failed; shutting down", slog.Any("error", err))
 			code = ExitFailure
