@@ -83,7 +83,7 @@ var binaries = []binary{
 	{
 		pkg:         "admin-api",
 		name:        "messagekit-admin-api",
-		placeholder: true,
+		placeholder: false,
 		vars:        append([]string{"AMQP_EXCHANGE", "AMQP_DLX", "OUTBOX_TOPIC", "ADMIN_TOKEN", "ADMIN_READ_OPEN"}, common...),
 		invalid: append([]invalidCase{
 			{"ADMIN_READ_OPEN=maybe", `invalid ADMIN_READ_OPEN "maybe": want true or false`},

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/IBM/sarama"
+
 	"github.com/firstunicorn/messagekit-go/internal/adminapi"
 	"github.com/firstunicorn/messagekit-go/internal/deadletter"
 	"github.com/firstunicorn/messagekit-go/internal/service"
+	"github.com/firstunicorn/messagekit-go/pkg/outbox/outboxsarama"
 )
 
 func main() {
@@ -20,11 +23,12 @@ func spec(cfg *Config) service.Spec {
 		Name:    "messagekit-admin-api",
 		Summary: "inspect, replay and discard dead letters; replay outbox ranges",
 		Description: `Serves the admin API under /api/v1 (bearer ADMIN_TOKEN): dead-letter listing,
-inspection and discard, failed outbox events (/dlq), outbox statistics and
-/api/v1/openapi.json; and /health, /health/outbox without a token. The replay
-endpoints (dead-letter replay, /dlq retry, /replay) are not implemented yet
-and arrive in a later release. It checks PostgreSQL, RabbitMQ and Kafka on
-/readyz and applies migrations.`,
+inspection, replay (one, or in bulk by filter) and discard, failed outbox
+events (/dlq) and their retry, outbox replay by time range to OUTBOX_TOPIC
+(/replay), outbox statistics and /api/v1/openapi.json; and /health,
+/health/outbox without a token. RabbitMQ dead letters go back to their own
+queue, Kafka ones to their original topic. It checks PostgreSQL, RabbitMQ and
+Kafka on /readyz and applies migrations.`,
 		Config:   cfg,
 		Common:   &cfg.Common,
 		HTTPAddr: &cfg.HTTPAddr,
@@ -49,10 +53,21 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	// Both connect on first use, so the API starts while a broker is down
+	// (readiness reports it).
+	queues := adminapi.NewAMQPPublisher(cfg.AMQPURL, "messagekit-admin-api replay")
+	rt.OnShutdown("rabbitmq publisher", func(context.Context) error { return queues.Close() })
+	kafka := adminapi.NewLazyPublisher(func() (adminapi.PublisherCloser, error) {
+		sc := sarama.NewConfig()
+		sc.ClientID = "messagekit-admin-api"
+		return outboxsarama.New(cfg.KafkaBrokers, outboxsarama.Config{Sarama: sc})
+	})
+	rt.OnShutdown("kafka producer", func(context.Context) error { return kafka.Close() })
 	api, err := adminapi.New(adminapi.Config{
 		DeadLetters: store, DB: pool,
 		Token: cfg.AdminToken.Reveal(), ReadOpen: cfg.AdminReadOpen, SlotName: cfg.OutboxSlotName,
 		Service: "messagekit-admin-api", Logger: rt.Logger(), Metrics: metrics,
+		Queues: queues, Kafka: kafka, OutboxTopic: cfg.OutboxTopic,
 	})
 	if err != nil {
 		return err

@@ -96,6 +96,8 @@ func TestRunServesAPI(t *testing.T) {
 		{"/api/v1/outbox/stats", "Bearer hunter2", http.StatusOK, `"pending":0`},
 		{"/api/v1/openapi.json", "", http.StatusOK, `"openapi"`},
 		{"/api/v1/nope", "Bearer hunter2", http.StatusNotFound, `"error"`},
+		{"/api/v1/replay", "Bearer hunter2", http.StatusBadRequest, `from_ts: required`},
+		{"/api/v1/replay?from_ts=2026-01-01T00:00:00Z&to_ts=2026-01-02T00:00:00Z", "Bearer hunter2", http.StatusOK, `"events":[]`},
 		{"/health", "", http.StatusOK, `"status":"healthy"`},
 		{"/health/outbox", "", http.StatusOK, `"status":"healthy"`},
 		{"/healthz", "", http.StatusOK, `ok`},

@@ -11,9 +11,11 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/firstunicorn/messagekit-go/internal/deadletter"
+	"github.com/firstunicorn/messagekit-go/pkg/outbox"
 )
 
 // MaxBodyBytes bounds a request body; a larger one is answered 413.
@@ -28,6 +30,10 @@ type DeadLetterStore interface {
 	List(ctx context.Context, f deadletter.Filter) (deadletter.Page, error)
 	Get(ctx context.Context, id int64) (deadletter.Item, error)
 	MarkDiscarded(ctx context.Context, id int64, reason string) (deadletter.Item, error)
+	MarkReplayed(ctx context.Context, id int64) (deadletter.Item, error)
+	MarkManyReplayed(ctx context.Context, ids []int64) ([]int64, error)
+	GetMany(ctx context.Context, ids []int64) ([]deadletter.Item, error)
+	PendingByEvent(ctx context.Context, eventID uuid.UUID) ([]deadletter.Item, error)
 }
 
 // Querier runs the outbox queries; *pgxpool.Pool satisfies it.
@@ -56,8 +62,18 @@ type Config struct {
 	Service string
 	// Logger logs requests that fail with a 5xx; nil discards.
 	Logger *slog.Logger
-	// Metrics counts requests; nil means no metrics.
+	// Metrics counts requests and replays; nil means no metrics.
 	Metrics *Metrics
+	// Queues publishes replayed RabbitMQ dead letters (an *AMQPPublisher);
+	// nil: replaying one answers 503.
+	Queues QueuePublisher
+	// Kafka writes replayed Kafka dead letters and outbox replays (an
+	// *outboxsarama.Publisher, whose murmur2 partitioner puts a replayed
+	// event on its original partition); nil: those replays answer 503.
+	Kafka outbox.Publisher
+	// OutboxTopic is where POST /replay writes; empty means
+	// DefaultOutboxTopic.
+	OutboxTopic string
 }
 
 // Handler serves the admin API. It is safe for concurrent use.
@@ -70,6 +86,10 @@ type Handler struct {
 	slot     string
 	service  string
 	logger   *slog.Logger
+	metrics  *Metrics
+	queues   QueuePublisher
+	kafka    outbox.Publisher
+	topic    string
 }
 
 // New returns the Handler described by cfg. It returns an error when
@@ -83,7 +103,11 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{
 		dl: cfg.DeadLetters, db: cfg.DB, token: []byte(cfg.Token), readOpen: cfg.ReadOpen,
-		slot: cfg.SlotName, service: cfg.Service, logger: cfg.Logger,
+		slot: cfg.SlotName, service: cfg.Service, logger: cfg.Logger, metrics: cfg.Metrics,
+		queues: cfg.Queues, kafka: cfg.Kafka, topic: cfg.OutboxTopic,
+	}
+	if h.topic == "" {
+		h.topic = DefaultOutboxTopic
 	}
 	if h.service == "" {
 		h.service = DefaultService
@@ -122,8 +146,13 @@ func (h *Handler) routes(m *Metrics) chi.Router {
 		r.Get("/api/v1/dead-letters", h.listDeadLetters)
 		r.Get("/api/v1/dead-letters/{id}", h.getDeadLetter)
 		r.Post("/api/v1/dead-letters/{id}/discard", h.discardDeadLetter)
+		r.Post("/api/v1/dead-letters/{id}/replay", h.replayDeadLetter)
+		r.Post("/api/v1/dead-letters/replay", h.replayDeadLetters)
 		r.Get("/api/v1/outbox/stats", h.outboxStats)
 		r.Get("/api/v1/dlq", h.listFailed)
+		r.Post("/api/v1/dlq/{event_id}/retry", h.retryFailed)
+		r.Get("/api/v1/replay", h.previewReplay)
+		r.Post("/api/v1/replay", h.replayOutbox)
 	})
 	return r
 }

@@ -40,6 +40,12 @@ type env struct {
 // newEnv builds the API with the token set, then applies opts.
 func newEnv(t *testing.T, opts ...func(*adminapi.Config)) *env {
 	t.Helper()
+	return newEnvB(t, opts...)
+}
+
+// newEnvB is newEnv for benchmarks.
+func newEnvB(t testing.TB, opts ...func(*adminapi.Config)) *env {
+	t.Helper()
 	db := testenv.MigratedPostgres(t)
 	store, err := deadletter.New(db.Pool)
 	if err != nil {
@@ -93,7 +99,7 @@ func (r response) errorMessage(t *testing.T) string {
 }
 
 // do serves one request; auth is the Authorization header ("" for none).
-func do(t *testing.T, h http.Handler, method, target, auth string, body io.Reader) response {
+func do(t testing.TB, h http.Handler, method, target, auth string, body io.Reader) response {
 	t.Helper()
 	req := httptest.NewRequestWithContext(testCtx(t), method, target, body)
 	if auth != "" {

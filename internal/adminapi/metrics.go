@@ -21,10 +21,14 @@ const unmatchedRoute = "unmatched"
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	replays  *prometheus.CounterVec
+	replayed *prometheus.CounterVec
 }
 
-// NewMetrics registers messagekit_admin_requests_total{route,method,status}
-// and messagekit_admin_request_duration_seconds{route,method} on reg. It
+// NewMetrics registers messagekit_admin_requests_total{route,method,status},
+// messagekit_admin_request_duration_seconds{route,method},
+// messagekit_admin_replays_total{kind} and
+// messagekit_admin_replayed_messages_total{kind,source} on reg. It
 // returns the registration error, e.g. when they are already registered.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
@@ -37,8 +41,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Admin API request latency by route pattern and method.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method"}),
+		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messagekit_admin_replays_total",
+			Help: "Replay requests carried out, by kind (dead_letter, dead_letters, dlq_retry, outbox).",
+		}, []string{"kind"}),
+		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messagekit_admin_replayed_messages_total",
+			Help: "Messages replayed and confirmed by the broker, by replay kind and source (rabbitmq, kafka, outbox).",
+		}, []string{"kind", "source"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.replays, m.replayed} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("adminapi: register metrics: %w", err)
 		}

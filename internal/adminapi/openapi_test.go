@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/firstunicorn/messagekit-go/internal/adminapi"
@@ -29,6 +30,14 @@ func (fakeStore) Get(context.Context, int64) (deadletter.Item, error) {
 }
 func (fakeStore) MarkDiscarded(context.Context, int64, string) (deadletter.Item, error) {
 	return deadletter.Item{}, deadletter.ErrNotFound
+}
+func (fakeStore) MarkReplayed(context.Context, int64) (deadletter.Item, error) {
+	return deadletter.Item{}, deadletter.ErrNotFound
+}
+func (fakeStore) MarkManyReplayed(context.Context, []int64) ([]int64, error)  { return nil, nil }
+func (fakeStore) GetMany(context.Context, []int64) ([]deadletter.Item, error) { return nil, nil }
+func (fakeStore) PendingByEvent(context.Context, uuid.UUID) ([]deadletter.Item, error) {
+	return nil, nil
 }
 
 func unitHandler(t *testing.T, m *adminapi.Metrics) *adminapi.Handler {
