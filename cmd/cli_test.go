@@ -61,7 +61,7 @@ var binaries = []binary{
 		placeholder: true,
 		vars: append([]string{"KAFKA_TOPICS", "KAFKA_GROUP_ID", "KAFKA_DLQ_TOPIC", "AMQP_EXCHANGE", "AMQP_DLX", "AMQP_DECLARE",
 			"BRIDGE_BATCH_SIZE", "BRIDGE_BATCH_WAIT", "BRIDGE_MAX_RECORD_BYTES", "BRIDGE_UNROUTABLE", "BRIDGE_MAX_RATE",
-			"BRIDGE_ROUTING_KEY"}, common...),
+			"BRIDGE_ROUTING_KEY", "AMQP_CONNECTION_NAME", "BRIDGE_BREAKER_TIMEOUT"}, common...),
 		invalid: append([]invalidCase{
 			{"BRIDGE_UNROUTABLE=bounce", `invalid BRIDGE_UNROUTABLE "bounce": want drop or dlq`},
 			{"BRIDGE_BATCH_SIZE=0", `invalid BRIDGE_BATCH_SIZE "0": must be at least 1`},

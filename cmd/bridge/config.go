@@ -22,14 +22,16 @@ type Config struct {
 
 	config.AMQP
 	AMQPExchange string `envconfig:"AMQP_EXCHANGE" default:"events" desc:"RabbitMQ exchange (durable topic) events are published to"`
-	AMQPDeclare  bool   `envconfig:"AMQP_DECLARE" default:"true" desc:"declare AMQP_EXCHANGE and AMQP_DLX at start"`
+	AMQPDeclare  bool   `envconfig:"AMQP_DECLARE" default:"true" desc:"declare AMQP_EXCHANGE and AMQP_DLX at start and after every reconnection"`
+	AMQPConnName string `envconfig:"AMQP_CONNECTION_NAME" default:"messagekit-bridge" desc:"client-provided name of the RabbitMQ connection"`
 
 	BatchSize      int           `envconfig:"BRIDGE_BATCH_SIZE" default:"500" desc:"most records published per partition before waiting for confirms (at least 1)"`
 	BatchWait      time.Duration `envconfig:"BRIDGE_BATCH_WAIT" default:"20ms" desc:"longest wait to fill a batch"`
 	MaxRecordBytes int           `envconfig:"BRIDGE_MAX_RECORD_BYTES" default:"16777216" desc:"larger records are dead-lettered with stage RECORD_TOO_LARGE"`
 	Unroutable     string        `envconfig:"BRIDGE_UNROUTABLE" default:"drop" desc:"what to do with messages RabbitMQ returns as unroutable: drop or dlq"`
-	MaxRate        float64       `envconfig:"BRIDGE_MAX_RATE" default:"0" desc:"most records consumed per second; 0 means unlimited"`
+	MaxRate        float64       `envconfig:"BRIDGE_MAX_RATE" default:"0" desc:"most records published per second, all partitions together; 0 means unlimited"`
 	RoutingKey     string        `envconfig:"BRIDGE_ROUTING_KEY" default:"{eventType}" desc:"routing key template of published messages"`
+	BreakerTimeout time.Duration `envconfig:"BRIDGE_BREAKER_TIMEOUT" default:"30s" desc:"how long the dedup store circuit breaker stays open (after 5 consecutive failures) before one probe"`
 }
 
 // Validate checks the ranges and choices envconfig cannot express.
@@ -43,6 +45,8 @@ func (c *Config) Validate() error {
 		return config.Invalid("BRIDGE_MAX_RECORD_BYTES", strconv.Itoa(c.MaxRecordBytes), "must be positive")
 	case c.Unroutable != "drop" && c.Unroutable != "dlq":
 		return config.Invalid("BRIDGE_UNROUTABLE", c.Unroutable, "want drop or dlq")
+	case c.BreakerTimeout <= 0:
+		return config.Invalid("BRIDGE_BREAKER_TIMEOUT", c.BreakerTimeout.String(), "must be positive")
 	case c.MaxRate < 0 || math.IsNaN(c.MaxRate) || math.IsInf(c.MaxRate, 0):
 		return config.Invalid("BRIDGE_MAX_RATE", strconv.FormatFloat(c.MaxRate, 'g', -1, 64), "want a number of records per second, 0 for unlimited")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/firstunicorn/messagekit-go/internal/bridge"
+	"github.com/firstunicorn/messagekit-go/internal/health"
 	"github.com/firstunicorn/messagekit-go/internal/service"
 )
 
@@ -15,12 +16,13 @@ func main() {
 		Description: `Consumes KAFKA_TOPICS in the consumer group KAFKA_GROUP_ID and publishes every
 new event to AMQP_EXCHANGE with publisher confirms, deduplicating on the event id
 in PostgreSQL (processed_messages) and marking offsets only after confirms.
-Poison records go to KAFKA_DLQ_TOPIC (default <topic>.dlq). /readyz checks
-PostgreSQL, RabbitMQ and Kafka.
+Poison records go to KAFKA_DLQ_TOPIC (default <topic>.dlq). A lost RabbitMQ
+connection is reopened with backoff and the unconfirmed records published again.
+A circuit breaker around PostgreSQL pauses consumption while it is open.
+BRIDGE_MAX_RATE caps the publish rate. /readyz checks PostgreSQL, RabbitMQ,
+Kafka and the circuit breaker.
 
-The circuit breaker, RabbitMQ reconnection (the process exits with an error
-when the connection is lost, to be restarted), the rate limit BRIDGE_MAX_RATE
-and tracing spans are not implemented yet.`,
+Tracing spans and the consumer-lag metric are not implemented yet.`,
 		Config:   &cfg,
 		Common:   &cfg.Common,
 		HTTPAddr: &cfg.HTTPAddr,
@@ -43,6 +45,7 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 		Group:          cfg.KafkaGroupID,
 		DLQTopic:       cfg.KafkaDLQTopic,
 		AMQPURL:        cfg.AMQPURL,
+		ConnectionName: cfg.AMQPConnName,
 		Exchange:       cfg.AMQPExchange,
 		DLX:            cfg.AMQPDLX,
 		SkipDeclare:    !cfg.AMQPDeclare,
@@ -52,12 +55,15 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 		MaxRecordBytes: cfg.MaxRecordBytes,
 		Unroutable:     bridge.UnroutablePolicy(cfg.Unroutable),
 		RoutingKey:     cfg.RoutingKey,
+		MaxRate:        cfg.MaxRate,
+		BreakerTimeout: cfg.BreakerTimeout,
 		Logger:         rt.Logger(),
 		Metrics:        rt.Registry(),
 	})
 	if err != nil {
 		return err
 	}
+	rt.AddCheck("breaker", health.CheckFunc(b.Check))
 	rt.SetReady()
 	return b.Run(ctx)
 }

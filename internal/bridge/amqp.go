@@ -3,6 +3,8 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -67,3 +69,47 @@ func (c *amqpChannel) Returned() []amqp.Return {
 }
 
 func (c *amqpChannel) close() { _ = c.ch.Close() }
+
+// amqpConn is the bridge's one AMQP connection, redialed (and the topology
+// declared again) when a partition asks for a channel after it was lost.
+// It is safe for concurrent use: partitions that lose their channels
+// together share one redial.
+type amqpConn struct {
+	dial    func() (*amqp.Connection, error)
+	declare func(*amqp.Connection) error
+
+	mu   sync.Mutex
+	conn *amqp.Connection
+}
+
+// channel opens a confirm-mode channel, first redialing and declaring when
+// the connection is closed. One attempt; the caller retries with backoff.
+func (c *amqpConn) channel(batch int) (*amqpChannel, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil || c.conn.IsClosed() {
+		conn, err := c.dial()
+		if err != nil {
+			return nil, fmt.Errorf("bridge: reconnect to RabbitMQ: %w", err)
+		}
+		if err := c.declare(conn); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		c.conn = conn
+	}
+	ch, err := openChannel(c.conn, batch)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: open AMQP channel: %w", err)
+	}
+	return ch, nil
+}
+
+// close closes the current connection.
+func (c *amqpConn) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		_ = c.conn.Close()
+	}
+}

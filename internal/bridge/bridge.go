@@ -14,6 +14,8 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/time/rate"
 
 	"github.com/firstunicorn/messagekit-go/pkg/contracts"
 )
@@ -37,6 +39,10 @@ type Bridge struct {
 	metrics *metrics
 	log     *slog.Logger
 	running atomic.Bool
+	// breaker guards the dedup store calls of all partitions.
+	breaker *gobreaker.CircuitBreaker[struct{}]
+	// limiter, when MaxRate is set, is shared by all partitions.
+	limiter *rate.Limiter
 
 	mu         sync.Mutex
 	unroutable map[string]time.Time // routing key → last logged
@@ -67,13 +73,28 @@ func New(cfg Config) (*Bridge, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Bridge{
+	log = log.With("group", cfg.Group, "exchange", cfg.Exchange)
+	b := &Bridge{
 		cfg: cfg, sarama: sc, key: key, metrics: m,
 		// The size check runs first; the decoder's own limit only backs it.
 		decoder:    contracts.Decoder{MaxBytes: cfg.MaxRecordBytes},
-		log:        log.With("group", cfg.Group, "exchange", cfg.Exchange),
+		log:        log,
 		unroutable: make(map[string]time.Time),
-	}, nil
+		breaker:    newBreaker(&cfg, m, log),
+	}
+	if cfg.MaxRate > 0 {
+		// A tenth of a second's worth of burst: WaitN takes at most that
+		// many records at once, so a batch is spread over time.
+		b.limiter = rate.NewLimiter(rate.Limit(cfg.MaxRate), max(1, int(cfg.MaxRate/10)))
+	}
+	return b, nil
+}
+
+// dial opens a connection to RabbitMQ named cfg.ConnectionName.
+func (b *Bridge) dial() (*amqp.Connection, error) {
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(b.cfg.ConnectionName)
+	return amqp.DialConfig(b.cfg.AMQPURL, amqp.Config{Properties: props})
 }
 
 // Run bridges until ctx ends, then stops fetching, finishes the batches in
@@ -81,25 +102,26 @@ func New(cfg Config) (*Bridge, error) {
 // group, and returns nil.
 //
 // It retries reaching RabbitMQ and Kafka at start and consumer group
-// sessions that fail. It returns an error when declaring the exchanges
-// fails, when the dead-letter producer or the consumer group cannot be
-// created, and when the RabbitMQ connection or a channel is lost (phase 1
-// does not reconnect: the process should exit and be restarted; no offset
-// of an unconfirmed record has been marked). Run must not be called twice
-// at once.
+// sessions that fail. When the RabbitMQ connection or a channel is lost,
+// the partitions reconnect with backoff, declare the exchanges again and
+// publish the unconfirmed records of their batches again; no offset of an
+// unconfirmed record is marked meanwhile. While the dedup store's circuit
+// breaker is open, partitions pause fetching and mark nothing. It returns
+// an error when declaring the exchanges at start fails and when the
+// dead-letter producer or the consumer group cannot be created. Run must
+// not be called twice at once.
 func (b *Bridge) Run(ctx context.Context) error {
 	if !b.running.CompareAndSwap(false, true) {
 		return errors.New("bridge: Run called twice")
 	}
 	defer b.running.Store(false)
 
-	conn, ok := dialRetry(ctx, b.log, "RabbitMQ", func() (*amqp.Connection, error) {
-		return amqp.DialConfig(b.cfg.AMQPURL, amqp.Config{Properties: amqp.Table{"connection_name": "messagekit-bridge"}})
-	})
+	conn, ok := dialRetry(ctx, b.log, "RabbitMQ", b.dial)
 	if !ok {
 		return nil
 	}
-	defer func() { _ = conn.Close() }()
+	conns := &amqpConn{dial: b.dial, declare: b.declare, conn: conn}
+	defer conns.close()
 	if err := b.declare(conn); err != nil {
 		return err
 	}
@@ -120,42 +142,25 @@ func (b *Bridge) Run(ctx context.Context) error {
 		return fmt.Errorf("bridge: consumer group %s: %w", b.cfg.Group, err)
 	}
 
-	runCtx, fail := context.WithCancelCause(ctx)
-	defer fail(nil)
-	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
-	go func() {
-		select {
-		case e := <-closed:
-			if e != nil {
-				fail(fmt.Errorf("bridge: RabbitMQ connection lost: %w", e))
-			}
-		case <-runCtx.Done():
-		}
-	}()
-
-	h := &groupHandler{b: b, conn: conn, producer: producer, fail: fail}
+	h := &groupHandler{b: b, conns: conns, producer: producer, group: group}
 	wait := b.cfg.Backoff
-	for runCtx.Err() == nil {
-		err := group.Consume(runCtx, b.cfg.Topics, h)
+	for ctx.Err() == nil {
+		err := group.Consume(ctx, b.cfg.Topics, h)
 		switch {
-		case runCtx.Err() != nil:
+		case ctx.Err() != nil:
 		case err == nil: // the session ended (a rebalance): join again
 			wait = b.cfg.Backoff
 		default:
 			b.log.Warn("consumer group session failed; retrying", "topics", b.cfg.Topics, "wait", wait, "err", err)
-			if !sleep(runCtx, wait) {
+			if !sleep(ctx, wait) {
 				break
 			}
 			wait = min(2*wait, DefaultMaxBackoff)
 		}
 	}
 	// Closing the group commits the marked offsets and leaves the group.
-	closeErr := group.Close()
-	if cause := context.Cause(runCtx); ctx.Err() == nil && cause != nil {
-		return errors.Join(cause, closeErr)
-	}
-	if closeErr != nil {
-		b.log.Warn("leaving the consumer group failed", "err", closeErr)
+	if err := group.Close(); err != nil {
+		b.log.Warn("leaving the consumer group failed", "err", err)
 	}
 	b.log.Info("stopped")
 	return nil
@@ -297,9 +302,9 @@ func (b *Bridge) shouldLogUnroutable(key string, now time.Time) bool {
 // groupHandler runs one consumer group session's claims.
 type groupHandler struct {
 	b        *Bridge
-	conn     *amqp.Connection
+	conns    *amqpConn
 	producer sarama.SyncProducer
-	fail     context.CancelCauseFunc
+	group    pauser
 }
 
 func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
@@ -314,28 +319,27 @@ func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 // partition only, in order.
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	log := h.b.log.With("topic", claim.Topic(), "partition", claim.Partition())
-	pub, err := openChannel(h.conn, h.b.cfg.BatchSize)
-	if err != nil {
-		err = fmt.Errorf("bridge: AMQP channel for %s/%d: %w", claim.Topic(), claim.Partition(), err)
-		h.fail(err)
-		return err
+	p := &partition{
+		b: h.b, dlq: h.producer, log: log, pause: h.group, topic: claim.Topic(), part: claim.Partition(),
+		open: func() (publisher, error) { return h.conns.channel(h.b.cfg.BatchSize) },
 	}
-	defer pub.close()
-	p := &partition{b: h.b, pub: pub, dlq: h.producer, log: log}
 	stop := sess.Context()
+	if !p.reopen(stop) {
+		return nil
+	}
+	defer func() {
+		if c, ok := p.pub.(interface{ close() }); ok {
+			c.close()
+		}
+	}()
 	batch := make([]*sarama.ConsumerMessage, 0, h.b.cfg.BatchSize)
 	for {
 		var open bool
 		batch, open = collect(stop, claim.Messages(), batch[:0], h.b.cfg.BatchSize, h.b.cfg.BatchWait)
 		if len(batch) > 0 {
-			n, err := p.process(stop, batch)
+			n := p.process(stop, batch)
 			if n > 0 {
 				sess.MarkMessage(batch[n-1], "")
-			}
-			if err != nil {
-				log.Error("stopping: RabbitMQ channel failed", "offset", batch[0].Offset, "err", err)
-				h.fail(err)
-				return err
 			}
 			if n < len(batch) {
 				break

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -32,6 +33,12 @@ const (
 	DefaultMaxBackoff = 30 * time.Second
 	// DefaultOperationTimeout is the default [Config.OperationTimeout].
 	DefaultOperationTimeout = 30 * time.Second
+	// DefaultConnectionName is the default [Config.ConnectionName].
+	DefaultConnectionName = "messagekit-bridge"
+	// DefaultBreakerFailures is the default [Config.BreakerFailures].
+	DefaultBreakerFailures = 5
+	// DefaultBreakerTimeout is the default [Config.BreakerTimeout].
+	DefaultBreakerTimeout = 30 * time.Second
 )
 
 // UnroutablePolicy says what the bridge does with a message RabbitMQ
@@ -70,6 +77,10 @@ type Config struct {
 	// DLX, when not empty, is declared with Exchange (AMQP_DLX), so that
 	// consumer queues can name it as their dead-letter exchange.
 	DLX string
+	// ConnectionName is the client-provided name of the bridge's AMQP
+	// connection, shown by the management UI and rabbitmqctl; empty means
+	// [DefaultConnectionName].
+	ConnectionName string
 	// SkipDeclare leaves the exchanges undeclared, for brokers where the
 	// bridge may not declare (AMQP_DECLARE=false). By default both are
 	// declared durable topic exchanges, not auto-delete, without arguments.
@@ -105,6 +116,17 @@ type Config struct {
 	// graceful stop cannot hang; zero means [DefaultOperationTimeout].
 	OperationTimeout time.Duration
 
+	// MaxRate is the most records per second all partitions together
+	// publish (first attempts; a rate-limited record waits before it is
+	// published); zero means unlimited.
+	MaxRate float64
+	// BreakerFailures is how many consecutive failures of the dedup store
+	// open the circuit breaker; zero means [DefaultBreakerFailures].
+	BreakerFailures int
+	// BreakerTimeout is how long the breaker stays open before one probe
+	// (half-open); zero means [DefaultBreakerTimeout].
+	BreakerTimeout time.Duration
+
 	// Sarama is the Kafka client configuration, copied, not modified; nil
 	// means sarama.NewConfig(). Whatever it says, the bridge sets what its
 	// guarantees rest on: Version at least 2.8.0, the cooperative-sticky
@@ -132,8 +154,11 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("bridge: Config.AMQPURL is required")
 	case c.Store == nil:
 		return c, errors.New("bridge: Config.Store is required")
-	case c.BatchSize < 0, c.BatchWait < 0, c.MaxRecordBytes < 0, c.NackAttempts < 0, c.Backoff < 0, c.OperationTimeout < 0:
-		return c, errors.New("bridge: Config.BatchSize, BatchWait, MaxRecordBytes, NackAttempts, Backoff and OperationTimeout must not be negative")
+	case c.BatchSize < 0, c.BatchWait < 0, c.MaxRecordBytes < 0, c.NackAttempts < 0, c.Backoff < 0, c.OperationTimeout < 0,
+		c.BreakerFailures < 0, c.BreakerTimeout < 0:
+		return c, errors.New("bridge: Config.BatchSize, BatchWait, MaxRecordBytes, NackAttempts, Backoff, OperationTimeout, BreakerFailures and BreakerTimeout must not be negative")
+	case c.MaxRate < 0 || math.IsNaN(c.MaxRate) || math.IsInf(c.MaxRate, 0):
+		return c, fmt.Errorf("bridge: Config.MaxRate %v: want a finite number of records per second, 0 for unlimited", c.MaxRate)
 	}
 	if c.Exchange == "" {
 		c.Exchange = DefaultExchange
@@ -162,6 +187,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.OperationTimeout == 0 {
 		c.OperationTimeout = DefaultOperationTimeout
+	}
+	if c.ConnectionName == "" {
+		c.ConnectionName = DefaultConnectionName
+	}
+	if c.BreakerFailures == 0 {
+		c.BreakerFailures = DefaultBreakerFailures
+	}
+	if c.BreakerTimeout == 0 {
+		c.BreakerTimeout = DefaultBreakerTimeout
 	}
 	return c, nil
 }

@@ -94,6 +94,13 @@ func (r *rig) start(cfg bridge.Config) (stop func() error) {
 	r.t.Helper()
 	b, err := bridge.New(cfg)
 	must(r.t, err)
+	return r.run(b)
+}
+
+// run runs b until the returned stop is called (or the test ends); stop
+// returns Run's result.
+func (r *rig) run(b *bridge.Bridge) (stop func() error) {
+	r.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- b.Run(ctx) }()
@@ -247,6 +254,9 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 			}
 			if c := m.GetCounter(); c != nil {
 				return c.GetValue()
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
 			}
 			return float64(m.GetHistogram().GetSampleCount())
 		}

@@ -16,6 +16,7 @@ type metrics struct {
 	latency      prometheus.Histogram
 	batchSize    prometheus.Histogram
 	lag          prometheus.Histogram
+	breakerState prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -47,11 +48,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "messagekit_bridge_end_to_end_lag_seconds", Help: "Time from an event's occurredAt to RabbitMQ's confirm.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 22),
 		}),
+		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "messagekit_bridge_breaker_state", Help: "State of the dedup store circuit breaker: 0 closed, 1 half-open, 2 open.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.consumed, m.published, m.duplicates, m.deadLettered, m.unroutable, m.latency, m.batchSize, m.lag} {
+	for _, c := range []prometheus.Collector{m.consumed, m.published, m.duplicates, m.deadLettered, m.unroutable, m.latency, m.batchSize, m.lag, m.breakerState} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("bridge: register metrics: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/firstunicorn/messagekit-go/pkg/contracts"
 )
@@ -61,20 +62,33 @@ type record struct {
 	attempts      int
 }
 
+// pauser stops and restarts fetching partitions; sarama.ConsumerGroup
+// satisfies it.
+type pauser interface {
+	Pause(partitions map[string][]int32)
+	Resume(partitions map[string][]int32)
+}
+
 // partition processes the batches of one claimed partition, in order.
 type partition struct {
 	b   *Bridge
 	pub publisher
 	dlq deadLetterSender
 	log *slog.Logger
+	// open opens a new publisher after the channel failed (nil: the
+	// partition cannot reconnect and stops the batch, as in unit tests).
+	open func() (publisher, error)
+	// pause, when set, stops fetching topic/part while the breaker is open.
+	pause pauser
+	topic string
+	part  int32
 }
 
 // process handles one batch and returns how many of its leading records are
 // resolved: confirmed and recorded, skipped as duplicates, or acknowledged
 // by the DLQ topic. Only their offsets may be marked. Fewer than len(batch)
-// come back when stop ends a retry; an error means the AMQP channel failed
-// and the partition must stop.
-func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessage) (int, error) {
+// come back when stop ends a retry or a reconnection.
+func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessage) int {
 	cfg, m := &p.b.cfg, p.b.metrics
 	m.batchSize.Observe(float64(len(batch)))
 	recs := make([]record, len(batch))
@@ -93,11 +107,11 @@ func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessag
 		}
 	}
 	var seen []bool
-	if err := p.retry(stop, "look up dedup keys", func(ctx context.Context) (err error) {
+	if err := p.retry(stop, "look up dedup keys", p.b.breaker, func(ctx context.Context) (err error) {
 		seen, err = cfg.Store.Processed(ctx, cfg.Group, keys)
 		return err
 	}); err != nil {
-		return 0, nil
+		return 0
 	}
 	first := make(map[uuid.UUID]struct{}, len(keys))
 	for j, i := range idx {
@@ -111,10 +125,23 @@ func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessag
 		first[keys[j]] = struct{}{}
 	}
 
+	if !p.waitRate(stop, idx, recs) {
+		return p.resolved(stop, recs)
+	}
+
 	// Publish every new record, pipelined; retry the nacked ones, in order.
+	// A failed channel is reopened and the round's unconfirmed records are
+	// published again, in Kafka order.
 	for attempt := 1; ; attempt++ {
-		if err := p.publishRound(recs, attempt); err != nil {
-			return 0, err
+		for reconnect := 1; ; reconnect++ {
+			err := p.publishRound(recs, attempt)
+			if err == nil {
+				break
+			}
+			p.log.Warn("RabbitMQ channel failed; reconnecting", "attempt", reconnect, "err", err)
+			if !p.reopen(stop) {
+				return p.resolved(stop, recs)
+			}
 		}
 		var retry []int64
 		for i := range recs {
@@ -153,7 +180,7 @@ func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessag
 
 // resolved records the keys of the confirmed records before the first
 // unresolved one and returns how many leading records may be marked.
-func (p *partition) resolved(stop context.Context, recs []record) (int, error) {
+func (p *partition) resolved(stop context.Context, recs []record) int {
 	n := 0
 	var keys []uuid.UUID
 	for ; n < len(recs); n++ {
@@ -166,12 +193,12 @@ func (p *partition) resolved(stop context.Context, recs []record) (int, error) {
 		}
 		break
 	}
-	if err := p.retry(stop, "record dedup keys", func(ctx context.Context) error {
+	if err := p.retry(stop, "record dedup keys", p.b.breaker, func(ctx context.Context) error {
 		return p.b.cfg.Store.Record(ctx, p.b.cfg.Group, keys)
 	}); err != nil {
-		return 0, nil
+		return 0
 	}
-	return n, nil
+	return n
 }
 
 // publishRound publishes the pending (first attempt) or nacked records, waits
@@ -186,20 +213,22 @@ func (p *partition) publishRound(recs []record, attempt int) error {
 	start := time.Now()
 	var waits []confirmation
 	var idx []int
+	var failed error // the channel failed: the unconfirmed records keep want
 	for i := range recs {
 		r := &recs[i]
 		if r.outcome != want {
 			continue
 		}
-		r.attempts++
 		c, err := p.pub.Publish(ctx, cfg.Exchange, r.routingKey, p.b.publishing(r))
 		if err != nil {
-			return fmt.Errorf("bridge: publish %s (%s/%d@%d): %w", r.env.EventID, r.msg.Topic, r.msg.Partition, r.msg.Offset, err)
+			failed = fmt.Errorf("bridge: publish %s (%s/%d@%d): %w", r.env.EventID, r.msg.Topic, r.msg.Partition, r.msg.Offset, err)
+			break
 		}
+		r.attempts++
 		waits, idx = append(waits, c), append(idx, i)
 	}
 	if len(waits) == 0 {
-		return nil
+		return failed
 	}
 	wctx, cancel := context.WithTimeout(ctx, cfg.OperationTimeout)
 	defer cancel()
@@ -207,7 +236,14 @@ func (p *partition) publishRound(recs []record, attempt int) error {
 		ack, err := wait(wctx)
 		if err != nil {
 			r := &recs[idx[j]]
-			return fmt.Errorf("bridge: confirm of %s (%s/%d@%d): %w", r.env.EventID, r.msg.Topic, r.msg.Partition, r.msg.Offset, err)
+			failed = fmt.Errorf("bridge: confirm of %s (%s/%d@%d): %w", r.env.EventID, r.msg.Topic, r.msg.Partition, r.msg.Offset, err)
+			// Later confirms are lost with the channel; those records are
+			// published again (they may arrive twice).
+			for _, i := range idx[j:] {
+				recs[i].attempts--
+			}
+			idx = idx[:j]
+			break
 		}
 		if ack {
 			recs[idx[j]].outcome = published
@@ -247,7 +283,7 @@ func (p *partition) publishRound(recs []record, attempt int) error {
 			m.lag.Observe(now.Sub(r.env.OccurredAt).Seconds())
 		}
 	}
-	return nil
+	return failed
 }
 
 // deadLetter writes r to its DLQ topic, retrying with backoff until Kafka
@@ -283,7 +319,7 @@ func (p *partition) deadLetter(stop context.Context, r *record) error {
 	if r.env.EventID != uuid.Nil {
 		log = log.With("event_id", r.env.EventID)
 	}
-	err := p.retry(stop, "write dead letter", func(context.Context) error {
+	err := p.retry(stop, "write dead letter", nil, func(context.Context) error {
 		_, _, err := p.dlq.SendMessage(pm)
 		return err
 	})
@@ -303,20 +339,93 @@ var errStopped = errors.New("bridge: stopped while retrying")
 // it returns errStopped when stop ends first. Each attempt gets
 // OperationTimeout, and is not cut short by stop: an in-flight batch
 // finishes its round trip on a graceful stop.
-func (p *partition) retry(stop context.Context, what string, op func(ctx context.Context) error) error {
+//
+// With a breaker, op runs through it; while the breaker rejects calls the
+// partition's fetching is paused and the next attempt waits for the
+// breaker's timeout. Fetching resumes when op succeeds (the breaker closed)
+// or retry returns.
+func (p *partition) retry(stop context.Context, what string, cb *gobreaker.CircuitBreaker[struct{}], op func(ctx context.Context) error) error {
+	paused := false
+	defer func() {
+		if paused {
+			p.pause.Resume(map[string][]int32{p.topic: {p.part}})
+			p.log.Info("resumed fetching")
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(stop), p.b.cfg.OperationTimeout)
-		err := op(ctx)
+		var err error
+		if cb != nil {
+			_, err = cb.Execute(func() (struct{}, error) { return struct{}{}, op(ctx) })
+		} else {
+			err = op(ctx)
+		}
 		cancel()
 		if err == nil {
 			return nil
 		}
 		wait := backoff(p.b.cfg.Backoff, attempt)
-		p.log.Warn("retrying: "+what, "attempt", attempt, "wait", wait, "err", err)
+		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+			wait = p.b.cfg.BreakerTimeout
+			if !paused && p.pause != nil {
+				p.pause.Pause(map[string][]int32{p.topic: {p.part}})
+				paused = true
+				p.log.Warn("circuit breaker open: paused fetching", "what", what, "wait", wait)
+			}
+		} else {
+			p.log.Warn("retrying: "+what, "attempt", attempt, "wait", wait, "err", err)
+		}
 		if !sleep(stop, wait) {
 			return errStopped
 		}
 	}
+}
+
+// reopen replaces the failed publisher, retrying with backoff (doubling,
+// capped at DefaultMaxBackoff); it reports false when stop ended first or
+// the partition cannot reconnect.
+func (p *partition) reopen(stop context.Context) bool {
+	if c, ok := p.pub.(interface{ close() }); ok {
+		c.close()
+	}
+	if p.open == nil {
+		return false
+	}
+	for attempt := 1; ; attempt++ {
+		pub, err := p.open()
+		if err == nil {
+			p.pub = pub
+			return true
+		}
+		wait := backoff(p.b.cfg.Backoff, attempt)
+		p.log.Warn("cannot open an AMQP channel; retrying", "attempt", attempt, "wait", wait, "err", err)
+		if !sleep(stop, wait) {
+			return false
+		}
+	}
+}
+
+// waitRate waits until the rate limiter lets the batch's new records be
+// published; it reports false when stop ended first.
+func (p *partition) waitRate(stop context.Context, idx []int, recs []record) bool {
+	lim := p.b.limiter
+	if lim == nil {
+		return true
+	}
+	n := 0
+	for _, i := range idx {
+		if recs[i].outcome == pending {
+			n++
+		}
+	}
+	for n > 0 {
+		k := min(n, lim.Burst())
+		if err := lim.WaitN(stop, k); err != nil {
+			return false
+		}
+		n -= k
+	}
+	return true
 }
 
 // backoff returns the wait before retry number attempt (1-based): first,

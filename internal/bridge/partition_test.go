@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -126,9 +127,9 @@ func TestProcessNackPolicy(t *testing.T) {
 			dlq := &fakeDLQ{}
 			p := testPartition(t, store, pub, dlq)
 			batch := messages(t, 4)
-			n, err := p.process(context.Background(), batch)
-			if err != nil || n != len(batch) {
-				t.Fatalf("process = %d, %v; want %d, nil", n, err, len(batch))
+			n := p.process(context.Background(), batch)
+			if n != len(batch) {
+				t.Fatalf("process = %d; want %d", n, len(batch))
 			}
 			if len(pub.published) != tt.wantPublishes {
 				t.Errorf("%d publishes %v, want %d", len(pub.published), pub.published, tt.wantPublishes)
@@ -168,8 +169,8 @@ func TestProcessDeadLetterBlocks(t *testing.T) {
 	store := &memStore{keys: map[uuid.UUID]bool{}}
 	dlq := &fakeDLQ{fail: 3}
 	p := testPartition(t, store, &fakePublisher{ack: func(int64, int) bool { return true }, attempts: map[int64]int{}}, dlq)
-	if n, err := p.process(context.Background(), batch); err != nil || n != 3 || len(dlq.sent) != 1 {
-		t.Fatalf("process = %d, %v with %d dead letters; want 3, nil, 1", n, err, len(dlq.sent))
+	if n := p.process(context.Background(), batch); n != 3 || len(dlq.sent) != 1 {
+		t.Fatalf("process = %d with %d dead letters; want 3, 1", n, len(dlq.sent))
 	}
 
 	stop, cancel := context.WithCancel(context.Background())
@@ -177,9 +178,9 @@ func TestProcessDeadLetterBlocks(t *testing.T) {
 	store = &memStore{keys: map[uuid.UUID]bool{}}
 	p = testPartition(t, store, &fakePublisher{ack: func(int64, int) bool { return true }, attempts: map[int64]int{}}, dlq)
 	time.AfterFunc(50*time.Millisecond, cancel)
-	n, err := p.process(stop, batch)
-	if err != nil || n != 1 {
-		t.Fatalf("process = %d, %v; want 1 (only the record before the dead letter), nil", n, err)
+	n := p.process(stop, batch)
+	if n != 1 {
+		t.Fatalf("process = %d; want 1 (only the record before the dead letter)", n)
 	}
 	if len(store.keys) != 1 {
 		t.Errorf("%d keys recorded, want 1: only the marked prefix", len(store.keys))
@@ -193,8 +194,8 @@ func TestProcessRecordFailureMarksNothing(t *testing.T) {
 	p := testPartition(t, store, &fakePublisher{ack: func(int64, int) bool { return true }, attempts: map[int64]int{}}, &fakeDLQ{})
 	stop, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(30*time.Millisecond, cancel)
-	if n, err := p.process(stop, messages(t, 3)); n != 0 || err != nil {
-		t.Fatalf("process = %d, %v; want 0, nil", n, err)
+	if n := p.process(stop, messages(t, 3)); n != 0 {
+		t.Fatalf("process = %d; want 0", n)
 	}
 }
 
@@ -276,5 +277,119 @@ func TestReplayKey(t *testing.T) {
 	a, b := ReplayKey(id, "r1"), ReplayKey(id, "r2")
 	if a == id || a == b || a != ReplayKey(id, "r1") || a.Version() != 5 {
 		t.Errorf("replay keys %s, %s: want stable, distinct UUIDv5s", a, b)
+	}
+}
+
+// brokenPublisher is a channel that fails: Publish of offset failPublishAt
+// errs, and confirms of offsets from failConfirmFrom on are lost (-1: never).
+type brokenPublisher struct {
+	failPublishAt, failConfirmFrom int64
+	closed                         bool
+}
+
+func (f *brokenPublisher) Publish(_ context.Context, _, _ string, msg amqp.Publishing) (confirmation, error) {
+	off := msg.Headers[contracts.AMQPHeaderKafkaOffset].(int64)
+	if off == f.failPublishAt {
+		return nil, amqp.ErrClosed
+	}
+	return func(context.Context) (bool, error) {
+		if f.failConfirmFrom >= 0 && off >= f.failConfirmFrom {
+			return false, errChannelClosed
+		}
+		return true, nil
+	}, nil
+}
+
+func (f *brokenPublisher) Returned() []amqp.Return { return nil }
+func (f *brokenPublisher) close()                  { f.closed = true }
+
+// Pins issue 5's reconnection at the partition: when the channel fails in a
+// round, the old channel is closed, a new one is opened (retried with
+// backoff), and exactly the unconfirmed records are published again, in
+// Kafka order; the whole batch then resolves.
+func TestProcessReconnectsAndRepublishesUnconfirmed(t *testing.T) {
+	tests := []struct {
+		name   string
+		broken *brokenPublisher
+		want   []int64 // offsets published on the new channel
+	}{
+		{"publish fails", &brokenPublisher{failPublishAt: 12, failConfirmFrom: -1}, []int64{12, 13}},
+		{"confirms lost", &brokenPublisher{failPublishAt: -1, failConfirmFrom: 11}, []int64{11, 12, 13}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &memStore{keys: map[uuid.UUID]bool{}}
+			good := &fakePublisher{ack: func(int64, int) bool { return true }, attempts: map[int64]int{}}
+			p := testPartition(t, store, nil, &fakeDLQ{})
+			p.pub = tt.broken
+			opens := 0
+			p.open = func() (publisher, error) {
+				if opens++; opens == 1 {
+					return nil, errors.New("connection refused")
+				}
+				return good, nil
+			}
+			if n := p.process(context.Background(), messages(t, 4)); n != 4 {
+				t.Fatalf("process = %d, want 4", n)
+			}
+			if !tt.broken.closed || opens != 2 {
+				t.Errorf("old channel closed %v, %d opens; want true, 2", tt.broken.closed, opens)
+			}
+			if fmt.Sprint(good.published) != fmt.Sprint(tt.want) {
+				t.Errorf("republished %v, want %v", good.published, tt.want)
+			}
+			if len(store.keys) != 4 {
+				t.Errorf("%d keys recorded, want 4", len(store.keys))
+			}
+		})
+	}
+}
+
+// Pins that a partition that cannot reconnect before the stop marks none
+// of the unconfirmed records.
+func TestProcessStopWhileReconnectingMarksConfirmedPrefix(t *testing.T) {
+	store := &memStore{keys: map[uuid.UUID]bool{}}
+	p := testPartition(t, store, nil, &fakeDLQ{})
+	p.pub = &brokenPublisher{failPublishAt: 12, failConfirmFrom: -1}
+	p.open = func() (publisher, error) { return nil, errors.New("connection refused") }
+	stop, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(30*time.Millisecond, cancel)
+	if n := p.process(stop, messages(t, 4)); n != 2 {
+		t.Fatalf("process = %d, want 2 (the confirmed offsets 10 and 11)", n)
+	}
+	if len(store.keys) != 2 {
+		t.Errorf("%d keys recorded, want 2", len(store.keys))
+	}
+}
+
+// fakePauser records Pause and Resume calls.
+type fakePauser struct{ calls []string }
+
+func (f *fakePauser) Pause(m map[string][]int32)  { f.calls = append(f.calls, fmt.Sprint("pause", m)) }
+func (f *fakePauser) Resume(m map[string][]int32) { f.calls = append(f.calls, fmt.Sprint("resume", m)) }
+
+// Pins issue 5's breaker at the partition: after BreakerFailures
+// consecutive store failures the breaker opens, the partition pauses its
+// own fetching once, probes after the breaker timeout, and resumes when the
+// store answers; nothing is marked before.
+func TestProcessBreakerPausesAndResumes(t *testing.T) {
+	store := &memStore{keys: map[uuid.UUID]bool{}, fail: 7}
+	p := testPartition(t, store, &fakePublisher{ack: func(int64, int) bool { return true }, attempts: map[int64]int{}}, &fakeDLQ{})
+	p.b.cfg.BreakerTimeout = 20 * time.Millisecond
+	p.b.breaker = newBreaker(&p.b.cfg, p.b.metrics, p.b.log)
+	pz := &fakePauser{}
+	p.pause, p.topic, p.part = pz, "events", 3
+	if err := p.b.Check(context.Background()); err != nil {
+		t.Fatalf("Check before = %v, want nil", err)
+	}
+	if n := p.process(context.Background(), messages(t, 2)); n != 2 {
+		t.Fatalf("process = %d, want 2", n)
+	}
+	want := []string{"pausemap[events:[3]]", "resumemap[events:[3]]"}
+	if fmt.Sprint(pz.calls) != fmt.Sprint(want) {
+		t.Errorf("pauser calls %v, want %v", pz.calls, want)
+	}
+	if err := p.b.Check(context.Background()); err != nil {
+		t.Errorf("Check after = %v, want nil (closed)", err)
 	}
 }
