@@ -57,11 +57,6 @@ func run(binDir string) error {
 	if err != nil {
 		return err
 	}
-	if duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, duration)
-		defer cancel()
-	}
 
 	dbURL := envOr("DATABASE_URL", "postgres://localhost:5432/messagekit")
 	amqpURL := envOr("AMQP_URL", "amqp://guest:guest@localhost:5672/")
@@ -80,8 +75,9 @@ func run(binDir string) error {
 	if err != nil {
 		return err
 	}
+	adminToken := envOr("ADMIN_TOKEN", "demo")
 	env := append(os.Environ(), "DATABASE_URL="+dbURL, "AMQP_URL="+amqpURL, "KAFKA_BROKERS="+brokers,
-		"ADMIN_TOKEN="+envOr("ADMIN_TOKEN", "demo"))
+		"ADMIN_TOKEN="+adminToken)
 
 	fmt.Printf("messagekit demo\n  PostgreSQL  %s\n  RabbitMQ    %s\n  Kafka       %s (embedded kfake; topics events, events.dlq)\n  logs        %s\n\n",
 		redact(dbURL), redact(amqpURL), brokers, logDir)
@@ -119,6 +115,7 @@ func run(binDir string) error {
 		return err
 	}
 	defer pool.Close()
+	runStart := time.Now()
 	if err := prepareQueue(amqpURL); err != nil {
 		return err
 	}
@@ -131,15 +128,23 @@ func run(binDir string) error {
 	if err := consumeAndReject(ctx, pool, amqpURL, events, 40); err != nil {
 		return err
 	}
-	fmt.Println("\nInspect them: curl -H 'Authorization: Bearer demo' 'http://127.0.0.1:8080/api/v1/dead-letters?queue=" + demoQueue + "'")
-	fmt.Println("(replaying them over the admin API comes with its replay endpoints.)")
+	fmt.Println("\nadmin API → replay → the same queue:")
+	if err := replayDeadLetters(ctx, procs[2].addr, adminToken, amqpURL, runStart, len(events)/40); err != nil {
+		return err
+	}
+	fmt.Println("\nInspect: curl -H 'Authorization: Bearer " + adminToken + "' 'http://127.0.0.1:8080/api/v1/dead-letters?queue=" + demoQueue + "'")
 	if duration > 0 {
 		fmt.Printf("\nrunning for %s (DEMO_DURATION); Ctrl-C stops earlier\n", duration)
 	} else {
 		fmt.Println("\nrunning; Ctrl-C stops")
 	}
+	var timeUp <-chan time.Time // nil: wait for Ctrl-C
+	if duration > 0 {
+		timeUp = time.After(duration)
+	}
 	select {
 	case <-ctx.Done():
+	case <-timeUp:
 	case err := <-firstExit(procs):
 		return fmt.Errorf("a binary exited early: %w", err)
 	}
