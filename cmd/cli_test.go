@@ -58,7 +58,7 @@ var binaries = []binary{
 	{
 		pkg:         "bridge",
 		name:        "messagekit-bridge",
-		placeholder: true,
+		placeholder: false,
 		vars: append([]string{"KAFKA_TOPICS", "KAFKA_GROUP_ID", "KAFKA_DLQ_TOPIC", "AMQP_EXCHANGE", "AMQP_DLX", "AMQP_DECLARE",
 			"BRIDGE_BATCH_SIZE", "BRIDGE_BATCH_WAIT", "BRIDGE_MAX_RECORD_BYTES", "BRIDGE_UNROUTABLE", "BRIDGE_MAX_RATE",
 			"BRIDGE_ROUTING_KEY", "AMQP_CONNECTION_NAME", "BRIDGE_BREAKER_TIMEOUT"}, common...),

@@ -4,8 +4,8 @@
 // internal/bridge. It applies migrations (`messagekit-bridge migrate` or
 // MIGRATE_ON_START=true) and serves /healthz, /readyz (PostgreSQL, RabbitMQ,
 // Kafka, the dedup store's circuit breaker) and /metrics on HTTP_ADDR until
-// SIGTERM.
+// SIGTERM. Every publish gets an OpenTelemetry span, the child of the
+// record's Kafka traceparent, whose context the AMQP message carries.
 //
-// Run `messagekit-bridge --help` for every variable and for what this build
-// does not do yet (tracing spans, consumer-lag metric).
+// Run `messagekit-bridge --help` for every variable.
 package main

@@ -22,7 +22,9 @@ A circuit breaker around PostgreSQL pauses consumption while it is open.
 BRIDGE_MAX_RATE caps the publish rate. /readyz checks PostgreSQL, RabbitMQ,
 Kafka and the circuit breaker.
 
-Tracing spans and the consumer-lag metric are not implemented yet.`,
+Every publish is traced (OTEL_* variables): its span is the child of the
+record's traceparent and its context goes into the AMQP headers. /metrics
+includes messagekit_bridge_consumer_lag_records{topic,partition}.`,
 		Config:   &cfg,
 		Common:   &cfg.Common,
 		HTTPAddr: &cfg.HTTPAddr,
@@ -59,6 +61,8 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 		BreakerTimeout: cfg.BreakerTimeout,
 		Logger:         rt.Logger(),
 		Metrics:        rt.Registry(),
+		TracerProvider: rt.TracerProvider(),
+		Propagator:     rt.Propagator(),
 	})
 	if err != nil {
 		return err

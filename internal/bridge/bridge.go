@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/firstunicorn/messagekit-go/pkg/contracts"
@@ -37,6 +39,7 @@ type Bridge struct {
 	key     RoutingKey
 	decoder contracts.Decoder
 	metrics *metrics
+	tracer  trace.Tracer
 	log     *slog.Logger
 	running atomic.Bool
 	// breaker guards the dedup store calls of all partitions.
@@ -79,6 +82,7 @@ func New(cfg Config) (*Bridge, error) {
 		// The size check runs first; the decoder's own limit only backs it.
 		decoder:    contracts.Decoder{MaxBytes: cfg.MaxRecordBytes},
 		log:        log,
+		tracer:     cfg.TracerProvider.Tracer(tracerName),
 		unroutable: make(map[string]time.Time),
 		breaker:    newBreaker(&cfg, m, log),
 	}
@@ -253,8 +257,9 @@ func (b *Bridge) classify(msg *sarama.ConsumerMessage) record {
 	return r
 }
 
-// publishing renders r as the AMQP message of DESIGN.md §3.
-func (b *Bridge) publishing(r *record) amqp.Publishing {
+// publishing renders r as the AMQP message of DESIGN.md §3, with the trace
+// context of ctx (the span of this publish) injected into its headers.
+func (b *Bridge) publishing(ctx context.Context, r *record) amqp.Publishing {
 	msg, env := r.msg, &r.env
 	headers := amqp.Table{
 		contracts.AMQPHeaderAggregateID:    env.AggregateID,
@@ -262,15 +267,7 @@ func (b *Bridge) publishing(r *record) amqp.Publishing {
 		contracts.AMQPHeaderKafkaPartition: msg.Partition,
 		contracts.AMQPHeaderKafkaOffset:    msg.Offset,
 	}
-	for _, h := range msg.Headers {
-		if h == nil {
-			continue
-		}
-		switch k := string(h.Key); k {
-		case contracts.KafkaHeaderTraceparent, contracts.KafkaHeaderTracestate:
-			headers[k] = string(h.Value)
-		}
-	}
+	b.cfg.Propagator.Inject(ctx, amqpCarrier(headers))
 	if r.replayID != "" {
 		headers[contracts.AMQPHeaderReplayID] = r.replayID
 	}
@@ -332,15 +329,21 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			c.close()
 		}
 	}()
+	// The lag of a revoked partition is its new owner's to report.
+	lag := h.b.metrics.consumerLag.WithLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition())))
+	defer h.b.metrics.consumerLag.DeleteLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition())))
 	batch := make([]*sarama.ConsumerMessage, 0, h.b.cfg.BatchSize)
 	for {
 		var open bool
 		batch, open = collect(stop, claim.Messages(), batch[:0], h.b.cfg.BatchSize, h.b.cfg.BatchWait)
 		if len(batch) > 0 {
 			n := p.process(stop, batch)
+			next := batch[0].Offset // the next offset to mark
 			if n > 0 {
 				sess.MarkMessage(batch[n-1], "")
+				next = batch[n-1].Offset + 1
 			}
+			lag.Set(float64(max(0, claim.HighWaterMarkOffset()-next)))
 			if n < len(batch) {
 				break
 			}

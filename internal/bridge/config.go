@@ -10,6 +10,9 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Defaults of [Config].
@@ -139,6 +142,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics registers the messagekit_bridge_* metrics; nil means none.
 	Metrics prometheus.Registerer
+	// TracerProvider creates the span of every published record; nil means
+	// a no-op provider (the trace context of a record is then passed on
+	// unchanged).
+	TracerProvider trace.TracerProvider
+	// Propagator extracts a record's trace context from its Kafka headers
+	// and injects the span's into the AMQP headers; nil means W3C
+	// TraceContext (traceparent, tracestate).
+	Propagator propagation.TextMapPropagator
 }
 
 // withDefaults validates c and fills its defaults.
@@ -196,6 +207,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.BreakerTimeout == 0 {
 		c.BreakerTimeout = DefaultBreakerTimeout
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
+	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.TraceContext{}
 	}
 	return c, nil
 }

@@ -22,10 +22,20 @@
 // replayed record (Kafka header replayId) dedups on (eventId, replayId)
 // through [ReplayKey]. See docs/adr/0012-bridge.md for the reasoning.
 //
-// Not yet here (phase 2 of issue 5): the circuit breaker and pausing,
-// reconnecting to RabbitMQ (today [Bridge.Run] returns an error when the
-// connection is lost, and the process restarts), the consumption rate limit
-// and tracing spans.
+// While the dedup store's circuit breaker is open, partitions pause; a lost
+// RabbitMQ connection is reopened and the unconfirmed records published
+// again; [Config.MaxRate] limits the publish rate of all partitions.
+//
+// # Tracing
+//
+// Every publish of a record gets a span of [Config.TracerProvider] named
+// "<exchange> publish", kind consumer, with the messaging semantic
+// convention attributes (messaging.system rabbitmq, the exchange, the
+// routing key, the event id as message id) and the record's Kafka topic,
+// partition and offset. Its parent is the trace context that
+// [Config.Propagator] extracts from the record's Kafka headers (a root span
+// when there is none), and its own context is injected into the AMQP
+// headers (traceparent, tracestate).
 //
 // # Metrics
 //
@@ -37,5 +47,9 @@
 // messagekit_bridge_unroutable_total{routing_key},
 // messagekit_bridge_publish_latency_seconds (a batch's publish to its last
 // confirm), messagekit_bridge_batch_size and
-// messagekit_bridge_end_to_end_lag_seconds (confirm time − occurredAt).
+// messagekit_bridge_end_to_end_lag_seconds (confirm time − occurredAt),
+// messagekit_bridge_breaker_state and
+// messagekit_bridge_consumer_lag_records{topic,partition} (the partition's
+// high-water mark minus the next offset to mark, set after every batch and
+// deleted when the partition is revoked).
 package bridge

@@ -17,6 +17,7 @@ type metrics struct {
 	batchSize    prometheus.Histogram
 	lag          prometheus.Histogram
 	breakerState prometheus.Gauge
+	consumerLag  *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,11 +52,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "messagekit_bridge_breaker_state", Help: "State of the dedup store circuit breaker: 0 closed, 1 half-open, 2 open.",
 		}),
+		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "messagekit_bridge_consumer_lag_records",
+			Help: "Records of a claimed partition not yet marked: high-water mark minus the next offset to mark, updated per batch.",
+		}, []string{"topic", "partition"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.consumed, m.published, m.duplicates, m.deadLettered, m.unroutable, m.latency, m.batchSize, m.lag, m.breakerState} {
+	for _, c := range []prometheus.Collector{m.consumed, m.published, m.duplicates, m.deadLettered, m.unroutable, m.latency, m.batchSize, m.lag, m.breakerState, m.consumerLag} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("bridge: register metrics: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/firstunicorn/messagekit-go/pkg/contracts"
 )
@@ -213,13 +214,33 @@ func (p *partition) publishRound(recs []record, attempt int) error {
 	start := time.Now()
 	var waits []confirmation
 	var idx []int
-	var failed error // the channel failed: the unconfirmed records keep want
+	// spans[i] is the span of recs[i]'s publish in this round, ended with
+	// its outcome when the round is over.
+	spans := make(map[int]trace.Span)
+	settled := make(map[int]bool) // acked or nacked
+	var failed error              // the channel failed: the unconfirmed records keep want
+	defer func() {
+		for i, span := range spans {
+			var err error
+			switch {
+			case !settled[i]:
+				err = failed
+			case recs[i].outcome == nacked:
+				err = &NackError{Exchange: cfg.Exchange, RoutingKey: recs[i].routingKey, Attempts: recs[i].attempts}
+			case recs[i].outcome == deadLetter:
+				err = recs[i].err
+			}
+			endSpan(span, err)
+		}
+	}()
 	for i := range recs {
 		r := &recs[i]
 		if r.outcome != want {
 			continue
 		}
-		c, err := p.pub.Publish(ctx, cfg.Exchange, r.routingKey, p.b.publishing(r))
+		sctx, span := p.b.startSpan(r)
+		spans[i] = span
+		c, err := p.pub.Publish(ctx, cfg.Exchange, r.routingKey, p.b.publishing(sctx, r))
 		if err != nil {
 			failed = fmt.Errorf("bridge: publish %s (%s/%d@%d): %w", r.env.EventID, r.msg.Topic, r.msg.Partition, r.msg.Offset, err)
 			break
@@ -245,6 +266,7 @@ func (p *partition) publishRound(recs []record, attempt int) error {
 			idx = idx[:j]
 			break
 		}
+		settled[idx[j]] = true
 		if ack {
 			recs[idx[j]].outcome = published
 		} else {
