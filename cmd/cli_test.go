@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -211,28 +210,10 @@ func TestInvalidConfig(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // process is a started binary.
 type process struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testenv.SyncBuffer
 	done   chan struct{} // closed when the process has exited
 }
 
@@ -240,7 +221,7 @@ func start(t *testing.T, b binary, env []string) *process {
 	t.Helper()
 	cmd := exec.Command(b.path())
 	cmd.Env = append([]string{}, env...) // never nil: nil would inherit ours
-	p := &process{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: cmd, stderr: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = io.Discard, p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -274,23 +255,11 @@ func (p *process) logLine(t *testing.T, msg string) map[string]any {
 	return nil
 }
 
-// waitFor polls cond every 20ms until it holds, failing after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // addr waits for the "starting" log line and returns the address it names.
 func (p *process) addr(t *testing.T) string {
 	t.Helper()
 	var addr string
-	waitFor(t, 30*time.Second, "start line", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "start line", func() bool {
 		select {
 		case <-p.done:
 			t.Fatalf("exited during start-up; logs:\n%s", p.stderr.String())
@@ -395,7 +364,7 @@ func TestServe(t *testing.T) {
 				p := start(t, b, env)
 				base := "http://" + p.addr(t)
 				var r readiness
-				waitFor(t, 20*time.Second, "ready /readyz", func() bool {
+				testenv.WaitFor(t, 20*time.Second, "ready /readyz", func() bool {
 					var code int
 					code, r = getReadyz(t, base)
 					return code == http.StatusOK
@@ -432,7 +401,7 @@ func TestServe(t *testing.T) {
 					code int
 					r    readiness
 				)
-				waitFor(t, 20*time.Second, "/readyz past starting", func() bool {
+				testenv.WaitFor(t, 20*time.Second, "/readyz past starting", func() bool {
 					code, r = getReadyz(t, base)
 					return r.Status != "starting"
 				})

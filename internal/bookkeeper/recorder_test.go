@@ -18,6 +18,8 @@ import (
 
 	"github.com/firstunicorn/messagekit-go/internal/bookkeeper"
 	"github.com/firstunicorn/messagekit-go/internal/deadletter"
+
+	"github.com/firstunicorn/messagekit-go/internal/testenv"
 )
 
 // fakeStore fails while down is set and otherwise answers with results.
@@ -139,18 +141,6 @@ func letters(n int) []bookkeeper.Letter {
 	return ls
 }
 
-// waitFor polls cond every 10ms until it holds or fails t after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, limit)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestRecordPausesWhileDatabaseDown pins §9's behaviour for the
 // bookkeeper: while the store fails, Record does not return (so nothing is
 // acknowledged), the breaker opens after BreakerFailures attempts and then
@@ -169,7 +159,7 @@ func TestRecordPausesWhileDatabaseDown(t *testing.T) {
 		_, err := r.Record(context.Background(), deadletter.SourceRabbitMQ, letters(2))
 		done <- err
 	}()
-	waitFor(t, 5*time.Second, "open breaker", func() bool { return r.Check(context.Background()) != nil })
+	testenv.WaitFor(t, 5*time.Second, "open breaker", func() bool { return r.Check(context.Background()) != nil })
 	if err := r.Check(context.Background()); !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("Check = %v, want it to name the database error", err)
 	}
@@ -242,7 +232,7 @@ func TestRecordFinishesAttemptInFlight(t *testing.T) {
 		_, err := r.Record(ctx, deadletter.SourceKafka, letters(1))
 		done <- err
 	}()
-	waitFor(t, 5*time.Second, "attempt", func() bool { return store.attempts.Load() == 1 })
+	testenv.WaitFor(t, 5*time.Second, "attempt", func() bool { return store.attempts.Load() == 1 })
 	cancel()
 	close(store.block)
 	if err := <-done; err != nil {
@@ -263,7 +253,7 @@ func TestDeadlocksDoNotOpenBreaker(t *testing.T) {
 		_, err := r.Record(context.Background(), deadletter.SourceKafka, letters(1))
 		done <- err
 	}()
-	waitFor(t, 5*time.Second, "five attempts", func() bool { return store.attempts.Load() >= 5 })
+	testenv.WaitFor(t, 5*time.Second, "five attempts", func() bool { return store.attempts.Load() >= 5 })
 	if err := r.Check(context.Background()); err != nil {
 		t.Fatalf("breaker opened on deadlocks: %v", err)
 	}

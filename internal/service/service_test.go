@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,25 +64,6 @@ func setEnv(t *testing.T, vars map[string]string) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger
-// and reads of a test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // logLine returns the first JSON log line with msg, or nil.
 func logLine(t *testing.T, logs string, msg string) map[string]any {
 	t.Helper()
@@ -107,7 +86,7 @@ type result struct {
 }
 
 func execute(ctx context.Context, spec service.Spec, args ...string) result {
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	code := service.Execute(ctx, spec, args, &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }

@@ -220,13 +220,7 @@ func (e *Env) Metric(t testing.TB, name string, labels map[string]string) float6
 // WaitFor polls cond every 20ms until it holds, failing t after limit.
 func WaitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, limit, what, cond)
 }
 
 // Run runs r until the test ends (or the returned stop is called) and

@@ -61,7 +61,7 @@ func TestDeadLettersKeepQueueFlowing(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	r := f.start(cfg)
 
-	waitFor(t, 30*time.Second, "6 dead letters and 4 handled events", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "6 dead letters and 4 handled events", func() bool {
 		n, _ := f.effects()
 		return f.ready(f.dlq) == len(poison) && n == 4
 	})
@@ -167,7 +167,7 @@ func TestRedeliveryAfterCrash(t *testing.T) {
 			must(t, conn.Close()) // dies without acknowledging
 
 			r := f.start(f.config())
-			waitFor(t, 30*time.Second, "the redelivery to be settled", func() bool {
+			testenv.WaitFor(t, 30*time.Second, "the redelivery to be settled", func() bool {
 				return f.counter("messagekit_consumer_handled_total")+f.counter("messagekit_consumer_duplicates_total") == 1
 			})
 			must(t, r.stop())
@@ -215,7 +215,7 @@ func TestReconnectAfterConnectionClosed(t *testing.T) {
 		return inner.HandleEvent(ctx, tx, env)
 	})
 	r := f.start(cfg)
-	waitFor(t, 30*time.Second, "a handler to hold its batch open", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "a handler to hold its batch open", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return handled >= n/4
@@ -224,11 +224,11 @@ func TestReconnectAfterConnectionClosed(t *testing.T) {
 		t.Fatalf("closed %d connections, want the consumer's 1", closed)
 	}
 	close(gate)
-	waitFor(t, 60*time.Second, "every message to be handled", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "every message to be handled", func() bool {
 		distinct, _ := f.effects()
 		return distinct == n
 	})
-	waitFor(t, 30*time.Second, "the queue to drain", func() bool { return f.ready(f.queue) == 0 })
+	testenv.WaitFor(t, 30*time.Second, "the queue to drain", func() bool { return f.ready(f.queue) == 0 })
 	must(t, r.stop())
 	if distinct, twice := f.effects(); distinct != n || twice != 0 {
 		t.Fatalf("effects: %d of %d events, %d handled twice", distinct, n, twice)
@@ -277,7 +277,7 @@ func TestGracefulStop(t *testing.T) {
 	if distinct, _ := f.effects(); distinct != 1 {
 		t.Fatalf("%d events handled, want the 1 in flight", distinct)
 	}
-	waitFor(t, 10*time.Second, "the prefetched rest to return to the queue", func() bool { return f.ready(f.queue) == n-1 })
+	testenv.WaitFor(t, 10*time.Second, "the prefetched rest to return to the queue", func() bool { return f.ready(f.queue) == n-1 })
 }
 
 // A queue that exists with other arguments makes Run fail instead of

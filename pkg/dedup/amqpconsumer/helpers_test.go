@@ -235,18 +235,6 @@ func (f *fixture) counter(name string, labels ...string) float64 {
 	return 0
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // syncBuffer is a log sink safe for the consumer's goroutines.
 type syncBuffer struct {
 	mu sync.Mutex

@@ -201,17 +201,6 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...stri
 	return 0
 }
 
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Each event is handled once, in partition order, duplicates (a producer's
 // retries, and events a crashed predecessor committed but never marked)
 // are skipped without running the handler, and offsets are committed to
@@ -243,7 +232,7 @@ func TestHandlesOnceInOrderAndCommits(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	stop := f.start(f.config(reg))
-	waitFor(t, 30*time.Second, "27 handled and 9 duplicates", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "27 handled and 9 duplicates", func() bool {
 		return counter(t, reg, "messagekit_consumer_handled_total") == 27 &&
 			counter(t, reg, "messagekit_consumer_duplicates_total") == 9
 	})
@@ -278,7 +267,7 @@ func TestHandlesOnceInOrderAndCommits(t *testing.T) {
 	f.produce(fresh...)
 	reg2 := prometheus.NewRegistry()
 	stop = f.start(f.config(reg2))
-	waitFor(t, 30*time.Second, "the 3 new records", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the 3 new records", func() bool {
 		return counter(t, reg2, "messagekit_consumer_handled_total") == 3
 	})
 	must(t, stop())
@@ -326,7 +315,7 @@ func TestPoisonToDeadLetterTopic(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	stop := f.start(f.config(reg))
 	dlq := f.readDLQ(len(poison))
-	waitFor(t, 30*time.Second, "6 good records", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "6 good records", func() bool {
 		return counter(t, reg, "messagekit_consumer_handled_total") == 6
 	})
 	must(t, stop())
@@ -495,7 +484,7 @@ func TestOffsetMarkedOnlyAfterCommit(t *testing.T) {
 		must(t, err)
 		return resp.GetBlock("events", 0).Offset
 	}
-	waitFor(t, 10*time.Second, "records 0 and 1 to be committed", func() bool { return committed() == 2 })
+	testenv.WaitFor(t, 10*time.Second, "records 0 and 1 to be committed", func() bool { return committed() == 2 })
 	// Some 15 auto-commit intervals while record 2's transaction is open.
 	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); {
 		if c := committed(); c != 2 {
@@ -503,7 +492,7 @@ func TestOffsetMarkedOnlyAfterCommit(t *testing.T) {
 		}
 	}
 	unblock()
-	waitFor(t, 10*time.Second, "all 5 handled", func() bool { n, _ := f.effects(); return n == 5 })
+	testenv.WaitFor(t, 10*time.Second, "all 5 handled", func() bool { n, _ := f.effects(); return n == 5 })
 	must(t, stop())
 	f.committedAtEnd("shipping", "events")
 }
