@@ -101,22 +101,7 @@ func (r *rig) start(cfg bridge.Config) (stop func() error) {
 // returns Run's result.
 func (r *rig) run(b *bridge.Bridge) (stop func() error) {
 	r.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- b.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-errc:
-			case <-time.After(30 * time.Second):
-				runErr = fmt.Errorf("Run did not return within 30s of cancel")
-			}
-		})
-		return runErr
-	}
+	stop = testenv.Run(r.t, b.Run)
 	r.t.Cleanup(func() {
 		if err := stop(); err != nil {
 			r.t.Errorf("Run: %v", err)

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -39,4 +41,25 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Run runs fn in a goroutine until the returned stop is called or the test
+// ends. stop cancels fn's context and returns fn's result, or an error when
+// fn has not returned within 30 s; calling it again returns the same.
+func Run(t testing.TB, fn func(ctx context.Context) error) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return errors.New("Run did not return within 30s of cancellation")
+		}
+	})
+	t.Cleanup(func() { _ = stop() })
+	return stop
 }

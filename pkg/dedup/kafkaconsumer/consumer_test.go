@@ -121,24 +121,7 @@ func (f *fixture) start(cfg kafkaconsumer.Config) (stop func() error) {
 	f.t.Helper()
 	c, err := kafkaconsumer.New(cfg)
 	must(f.t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(30 * time.Second):
-				runErr = fmt.Errorf("Run did not return within 30s of cancellation")
-			}
-		})
-		return runErr
-	}
-	f.t.Cleanup(func() { _ = stop() })
-	return stop
+	return testenv.Run(f.t, c.Run)
 }
 
 func (f *fixture) effects() (distinct, twice int) {
