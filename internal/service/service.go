@@ -270,8 +270,11 @@ func run(ctx context.Context, spec Spec, logger *slog.Logger, tracing *telemetry
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	runCtx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
+	// Run's context is cancelled by this function, not by ctx directly, so
+	// that /readyz already says "stopping" when the work loop sees the
+	// cancellation and starts to drain.
+	runCtx, cancelRun := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelRun(nil)
 	runErr := make(chan error, 1)
 	go func() {
 		defer func() {
@@ -311,7 +314,7 @@ func run(ctx context.Context, spec Spec, logger *slog.Logger, tracing *telemetry
 	}
 
 	checks.SetState(health.Stopping)
-	cancelRun()
+	cancelRun(context.Cause(ctx))
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), spec.Common.ShutdownTimeout)
 	defer cancel()
 	timeout := spec.Common.ShutdownTimeout.String()
