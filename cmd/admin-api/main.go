@@ -55,7 +55,7 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 	}
 	// Both connect on first use, so the API starts while a broker is down
 	// (readiness reports it).
-	queues := adminapi.NewAMQPPublisher(cfg.AMQPURL, "messagekit-admin-api replay")
+	queues := adminapi.NewAMQPPublisher(cfg.AMQPURL, cfg.AMQPConnName)
 	rt.OnShutdown("rabbitmq publisher", func(context.Context) error { return queues.Close() })
 	kafka := adminapi.NewLazyPublisher(func() (adminapi.PublisherCloser, error) {
 		sc := sarama.NewConfig()

@@ -32,6 +32,7 @@ type Config struct {
 	MaxRate        float64       `envconfig:"BRIDGE_MAX_RATE" default:"0" desc:"most records published per second, all partitions together; 0 means unlimited"`
 	RoutingKey     string        `envconfig:"BRIDGE_ROUTING_KEY" default:"{eventType}" desc:"routing key template of published messages"`
 	BreakerTimeout time.Duration `envconfig:"BRIDGE_BREAKER_TIMEOUT" default:"30s" desc:"how long the dedup store circuit breaker stays open (after 5 consecutive failures) before one probe"`
+	CPUProfile     string        `envconfig:"BRIDGE_CPU_PROFILE" desc:"for measurements (test/load): write a Go CPU profile of the run to this file, finished at shutdown; empty (the default) means no profiling"`
 }
 
 // Validate checks the ranges and choices envconfig cannot express.

@@ -35,6 +35,13 @@ includes messagekit_bridge_consumer_lag_records{topic,partition}.`,
 }
 
 func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		rt.OnShutdown("cpu profile", stop)
+	}
 	pool, err := service.Connect(ctx, rt, service.Dependencies{
 		DatabaseURL: cfg.DatabaseURL, AMQPURL: cfg.AMQPURL, KafkaBrokers: cfg.KafkaBrokers,
 	})

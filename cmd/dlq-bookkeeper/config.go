@@ -19,9 +19,10 @@ type Config struct {
 	DLQKafkaTopics config.List `envconfig:"DLQ_KAFKA_TOPICS" default:"events.dlq" desc:"Kafka DLQ topics to consume, comma-separated"`
 
 	config.AMQP
-	AMQPDeclare bool        `envconfig:"AMQP_DECLARE" default:"true" desc:"declare AMQP_DLX and the DLQ_QUEUES with their bindings at start"`
-	DLQQueues   config.List `envconfig:"DLQ_QUEUES" default:"events.dlq" desc:"RabbitMQ dead-letter queues to consume, comma-separated"`
-	DLQBindings config.List `envconfig:"DLQ_BINDINGS" default:"#" desc:"binding keys of the DLQ queues on AMQP_DLX, comma-separated (e.g. identity.#)"`
+	AMQPDeclare  bool        `envconfig:"AMQP_DECLARE" default:"true" desc:"declare AMQP_DLX and the DLQ_QUEUES with their bindings at start"`
+	DLQQueues    config.List `envconfig:"DLQ_QUEUES" default:"events.dlq" desc:"RabbitMQ dead-letter queues to consume, comma-separated"`
+	AMQPConnName string      `envconfig:"AMQP_CONNECTION_NAME" default:"messagekit-dlq-bookkeeper" desc:"client-provided name of the RabbitMQ connection"`
+	DLQBindings  config.List `envconfig:"DLQ_BINDINGS" default:"#" desc:"binding keys of the DLQ queues on AMQP_DLX, comma-separated (e.g. identity.#)"`
 
 	BatchSize      int           `envconfig:"BOOKKEEPER_BATCH_SIZE" default:"100" desc:"most dead letters of one queue or partition stored in one transaction and acknowledged together (1 to 10000)"`
 	BatchWait      time.Duration `envconfig:"BOOKKEEPER_BATCH_WAIT" default:"5ms" desc:"how long a batch waits for more dead letters once one has arrived (0 for none)"`

@@ -62,7 +62,7 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 		batchWait = -1 // the packages read zero as their default
 	}
 	amqpConsumer, err := amqpdlq.New(amqpdlq.Config{
-		URL: cfg.AMQPURL, DLX: cfg.AMQPDLX, SkipDeclare: !cfg.AMQPDeclare,
+		URL: cfg.AMQPURL, ConnectionName: cfg.AMQPConnName, DLX: cfg.AMQPDLX, SkipDeclare: !cfg.AMQPDeclare,
 		Queues: cfg.DLQQueues, Bindings: cfg.DLQBindings,
 		BatchSize: cfg.BatchSize, BatchWait: batchWait,
 		Recorder: rec, Logger: rt.Logger(), Metrics: metrics,

@@ -73,6 +73,14 @@ func (b *Broker) Name(base string) string {
 	return n
 }
 
+// Track marks names the test's own, as Name does, for names the test made
+// some other way (e.g. a UniqueName prefix and suffixes).
+func (b *Broker) Track(names ...string) {
+	b.mu.Lock()
+	b.names = append(b.names, names...)
+	b.mu.Unlock()
+}
+
 // Dial opens a connection that is closed when the test ends.
 func (b *Broker) Dial(t testing.TB) *amqp.Connection {
 	t.Helper()
