@@ -3,6 +3,7 @@
 GO            ?= go
 BIN           ?= bin
 BINARIES      := bridge dlq-bookkeeper admin-api
+EXAMPLES      := producer consumer
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TOOLS         := $(CURDIR)/.tools
 TEST_TIMEOUT  ?= 30m
@@ -19,9 +20,9 @@ DATABASE_URL  ?= postgres://localhost:5432/messagekit
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
-build: ## build the three binaries into bin/
+build: ## build the three binaries and the example services into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
+	$(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES)) $(addprefix ./examples/,$(EXAMPLES))
 
 test: ## unit and integration tests with the race detector (needs PostgreSQL and RabbitMQ; Kafka is in-process)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./...
@@ -40,7 +41,7 @@ $(TOOLS)/staticcheck:
 bench: ## Go benchmarks (figures are ratios within one run: this machine is shared)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
-demo: build ## run the pipeline locally: embedded Kafka, migrations, the three binaries
+demo: build ## run the pipeline locally: embedded Kafka, migrations, the binaries, the example producer and consumer
 	$(GO) run ./examples/demo -bin $(BIN)
 
 migrate: build ## apply the schema to DATABASE_URL

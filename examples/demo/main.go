@@ -1,29 +1,35 @@
-// Command demo runs messagekit locally: an embedded Kafka (kfake) on a local
-// port, the schema applied to DATABASE_URL, and the three binaries as
-// processes against the local PostgreSQL and RabbitMQ. It prints where each
-// listens and its readiness, writes events with outbox.Writer, publishes
-// them to Kafka with outbox.Relay, lets the bridge carry them to a RabbitMQ
-// queue where a consumer rejects a few so that the dlq-bookkeeper stores
-// them, then stops the binaries with SIGTERM after DEMO_DURATION (default: on
-// Ctrl-C) and reports how each exited.
+// Command demo runs the whole messagekit pipeline locally, as processes:
+// an embedded Kafka (kfake) on 127.0.0.1:9092, the schema applied to
+// DATABASE_URL, the three binaries (bridge, dlq-bookkeeper, admin-api), the
+// example producer (examples/producer, with the outbox Relay standing in for
+// Debezium) and the example consumer (examples/consumer, which rejects a
+// fraction of the events on first delivery so that they are dead-lettered).
 //
-// Run it with `make demo`, which builds the binaries first.
+// It prints where everything listens, drives the producer's HTTP API, shows
+// a live progress line (written → in Kafka → bridged → consumed →
+// dead-lettered), and on Ctrl-C or after DEMO_DURATION stops the load, waits
+// for the pipeline to drain, replays the dead letters through the admin API
+// (as the README's curl does; DEMO_REPLAY=false leaves them pending), and
+// prints a summary that checks the guarantees: every written event consumed
+// exactly once or pending as a dead letter, none lost.
+//
+// Run it with `make demo`, which builds the binaries first. Environment:
+// DATABASE_URL, AMQP_URL, ADMIN_TOKEN (default "demo"), DEMO_DURATION
+// (default: until Ctrl-C), DEMO_RATE (producer requests per second, default
+// 200), DEMO_REJECT_FRACTION (default 0.02), DEMO_REPLAY (default true).
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,221 +37,243 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/firstunicorn/messagekit-go/internal/stack"
 )
 
-type process struct {
-	name, bin, addr string
-	cmd             *exec.Cmd
-	done            chan struct{} // closed when the process has exited
-	reported        bool          // stopAll has handled it
-	err             error         // how it exited; read after done
+type settings struct {
+	dbURL, amqpURL, token string
+	duration              time.Duration
+	rate, reject          float64
+	replay                bool
 }
 
 func main() {
-	binDir := flag.String("bin", "bin", "directory holding the built binaries")
+	binDir := flag.String("bin", "bin", "directory holding the built binaries and examples")
 	flag.Parse()
-	if err := run(*binDir); err != nil {
+	s, err := readSettings()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(2)
+	}
+	if err := run(*binDir, s); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(binDir string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+func readSettings() (settings, error) {
+	s := settings{
+		dbURL:   envOr("DATABASE_URL", "postgres://localhost:5432/messagekit"),
+		amqpURL: envOr("AMQP_URL", "amqp://guest:guest@localhost:5672/"),
+		token:   envOr("ADMIN_TOKEN", "demo"),
+	}
+	var err error
+	if s.duration, err = parseEnv("DEMO_DURATION", "0s", time.ParseDuration, func(d time.Duration) bool { return d >= 0 }); err != nil {
+		return s, err
+	}
+	float := func(v string) (float64, error) { return strconv.ParseFloat(v, 64) }
+	if s.rate, err = parseEnv("DEMO_RATE", "200", float, func(f float64) bool { return f > 0 }); err != nil {
+		return s, err
+	}
+	if s.reject, err = parseEnv("DEMO_REJECT_FRACTION", "0.02", float, func(f float64) bool { return f >= 0 && f <= 1 }); err != nil {
+		return s, err
+	}
+	s.replay, err = parseEnv("DEMO_REPLAY", "true", strconv.ParseBool, func(bool) bool { return true })
+	return s, err
+}
+
+func run(binDir string, s settings) error {
+	// The first Ctrl-C ends the run (drain, replay, summary); a second one
+	// ends the wait for the drain.
+	interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	duration, err := durationEnv("DEMO_DURATION")
-	if err != nil {
+	ctx := context.Background()
+
+	if err := ensureDatabase(ctx, s.dbURL); err != nil {
 		return err
 	}
-
-	dbURL := envOr("DATABASE_URL", "postgres://localhost:5432/messagekit")
-	amqpURL := envOr("AMQP_URL", "amqp://guest:guest@localhost:5672/")
-	if err := ensureDatabase(ctx, dbURL); err != nil {
-		return err
-	}
-
 	kafka, err := startKafka()
 	if err != nil {
 		return err
 	}
 	defer kafka.Close()
-	brokers := strings.Join(kafka.ListenAddrs(), ",")
+	brokers := kafka.ListenAddrs()
 
 	logDir, err := os.MkdirTemp("", "messagekit-demo-")
 	if err != nil {
 		return err
 	}
-	adminToken := envOr("ADMIN_TOKEN", "demo")
-	env := append(os.Environ(), "DATABASE_URL="+dbURL, "AMQP_URL="+amqpURL, "KAFKA_BROKERS="+brokers,
-		"ADMIN_TOKEN="+adminToken)
-
-	fmt.Printf("messagekit demo\n  PostgreSQL  %s\n  RabbitMQ    %s\n  Kafka       %s (embedded kfake; topics events, events.dlq)\n  logs        %s\n\n",
-		redact(dbURL), redact(amqpURL), brokers, logDir)
-
-	migrateCmd := exec.CommandContext(ctx, filepath.Join(binDir, "admin-api"), "migrate")
-	migrateCmd.Env = env
-	if out, err := migrateCmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("migrate: %w\n%s", err, out)
+	bin, err := filepath.Abs(binDir)
+	if err != nil {
+		return err
+	}
+	p, err := stack.New(stack.Options{
+		BinDir: bin, LogDir: logDir,
+		DatabaseURL: s.dbURL, AMQPURL: s.amqpURL, KafkaBrokers: strings.Join(brokers, ","),
+		AdminToken: s.token, RejectFraction: s.reject,
+		Addrs: map[string]string{
+			"admin-api": "127.0.0.1:8080", "bridge": "127.0.0.1:9090", "dlq-bookkeeper": "127.0.0.1:9091",
+			"producer": "127.0.0.1:8081", "consumer": "127.0.0.1:8082",
+		},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("messagekit demo\n  PostgreSQL   %s\n  RabbitMQ     %s\n  Kafka        %s (embedded kfake; topics events, events.dlq)\n  logs         %s\n\n",
+		redact(s.dbURL), redact(s.amqpURL), strings.Join(brokers, ","), logDir)
+	if err := p.Migrate(ctx); err != nil {
+		return err
 	}
 	fmt.Println("schema applied (admin-api migrate)")
+	defer p.Stop(30 * time.Second) // on an early return; a no-op after the summary's stop
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	fmt.Println("\nrunning (GET /readyz of each):")
+	for _, proc := range p.All() {
+		_, body := proc.Ready(ctx)
+		fmt.Printf("  %-15s http://%-16s %s\n", proc.Name, proc.Addr, body)
+	}
+	fmt.Printf("\nThe producer takes orders:  curl -X POST -d '{\"customer\":\"ada\"}' http://%s/orders\n", p.Producer.Addr)
+	fmt.Printf("Dead letters:               curl -H 'Authorization: Bearer %s' 'http://%s/api/v1/dead-letters?status=pending'\n", s.token, p.Admin.Addr)
+	fmt.Printf("Replay them all:            curl -X POST -H 'Authorization: Bearer %s' -d '{\"status\":\"pending\",\"limit\":10000}' http://%s/api/v1/dead-letters/replay\n",
+		s.token, p.Admin.Addr)
 
-	procs := []*process{
-		{name: "bridge", bin: "bridge", addr: "127.0.0.1:9090"},
-		{name: "dlq-bookkeeper", bin: "dlq-bookkeeper", addr: "127.0.0.1:9091"},
-		{name: "admin-api", bin: "admin-api", addr: "127.0.0.1:8080"},
-	}
-	for _, p := range procs {
-		if err := p.start(binDir, logDir, env); err != nil {
-			stopAll(procs)
-			return err
-		}
-	}
-	defer stopAll(procs)
-
-	fmt.Println("\nreadiness (GET /readyz):")
-	for _, p := range procs {
-		body, err := waitReady(ctx, p)
-		if err != nil {
-			return fmt.Errorf("%s: %w (log: %s)", p.name, err, filepath.Join(logDir, p.name+".log"))
-		}
-		fmt.Printf("  %-15s http://%s  %s\n", p.name, p.addr, body)
-	}
-	pool, err := pgxpool.New(ctx, dbURL)
+	pool, err := pgxpool.New(ctx, s.dbURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	runStart := time.Now()
-	if err := prepareQueue(amqpURL); err != nil {
-		return err
-	}
-	fmt.Println("\noutbox → Kafka (outbox.Writer, outbox.Relay):")
-	events, err := writeAndRelay(ctx, pool, kafka.ListenAddrs(), 200)
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return err
 	}
-	fmt.Println("\nKafka → bridge → RabbitMQ → consumer → dead letters → dlq-bookkeeper:")
-	if err := consumeAndReject(ctx, pool, amqpURL, events, 40); err != nil {
-		return err
-	}
-	fmt.Println("\nadmin API → replay → the same queue:")
-	if err := replayDeadLetters(ctx, procs[2].addr, adminToken, amqpURL, runStart, len(events)/40); err != nil {
-		return err
-	}
-	fmt.Println("\nInspect: curl -H 'Authorization: Bearer " + adminToken + "' 'http://127.0.0.1:8080/api/v1/dead-letters?queue=" + demoQueue + "'")
-	if duration > 0 {
-		fmt.Printf("\nrunning for %s (DEMO_DURATION); Ctrl-C stops earlier\n", duration)
+	defer kcl.Close()
+	obs := &stack.Observer{Pool: pool, Kafka: kcl, Names: stack.DefaultNames()}
+
+	load := &stack.Load{Addr: p.Producer.Addr, Rate: s.rate}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	loadErr := make(chan error, 1)
+	go func() { loadErr <- load.Run(loadCtx, -1, 4) }()
+
+	if s.duration > 0 {
+		fmt.Printf("\nwriting about %.0f events/s for %s (DEMO_DURATION); Ctrl-C ends earlier\n\n", s.rate, s.duration)
 	} else {
-		fmt.Println("\nrunning; Ctrl-C stops")
+		fmt.Printf("\nwriting about %.0f events/s; Ctrl-C ends the run and prints the summary\n\n", s.rate)
 	}
-	var timeUp <-chan time.Time // nil: wait for Ctrl-C
-	if duration > 0 {
-		timeUp = time.After(duration)
+	progress := newProgressLine(obs)
+	var timeUp <-chan time.Time
+	if s.duration > 0 {
+		timeUp = time.After(s.duration)
 	}
-	select {
-	case <-ctx.Done():
-	case <-timeUp:
-	case err := <-firstExit(procs):
-		return fmt.Errorf("a binary exited early: %w", err)
+	var runErr error
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-interrupted.Done():
+			break wait
+		case <-timeUp:
+			break wait
+		case err := <-loadErr:
+			runErr = fmt.Errorf("producer load: %w", err)
+			break wait
+		case err := <-p.FirstExit():
+			runErr = err
+			break wait
+		case <-tick.C:
+			progress.show(ctx)
+		}
 	}
-	fmt.Println("\nstopping (SIGTERM):")
-	return stopAll(procs)
-}
+	stopLoad()
+	progress.end(ctx)
+	if runErr != nil {
+		return runErr
+	}
+	stop() // a second Ctrl-C now ends the process at once
 
-func (p *process) start(binDir, logDir string, env []string) error {
-	logFile, err := os.Create(filepath.Join(logDir, p.name+".log"))
+	fmt.Println("\nload stopped; waiting for the pipeline to drain")
+	if err := drain(ctx, obs, progress); err != nil {
+		return err
+	}
+	if s.replay {
+		sum, err := obs.Summary(ctx)
+		if err != nil {
+			return err
+		}
+		if sum.DeadLettered > 0 {
+			fmt.Printf("\nreplaying the %d pending dead letters through the admin API (the curl above)\n", sum.DeadLettered)
+			n, err := replayAll(ctx, p.Admin.Addr, s.token)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  replayed_count %d\n", n)
+			if err := drainReplays(ctx, obs, progress); err != nil {
+				return err
+			}
+		}
+	}
+	sum, err := obs.Summary(ctx)
 	if err != nil {
 		return err
 	}
-	p.cmd = exec.Command(filepath.Join(binDir, p.bin))
-	p.cmd.Env = append(env, "HTTP_ADDR="+p.addr)
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	if err := p.cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", p.name, err)
-	}
-	p.done = make(chan struct{})
-	go func() {
-		p.err = p.cmd.Wait()
-		_ = logFile.Close()
-		close(p.done)
-	}()
-	return nil
-}
-
-// stopAll sends SIGTERM to every running process and reports how each exited.
-func stopAll(procs []*process) error {
+	fmt.Printf("\nsummary\n%s\n", sum)
+	fmt.Println("\nstopping (SIGTERM):")
 	var errs []error
-	for _, p := range procs {
-		if p.done == nil || p.reported {
-			continue
+	for _, r := range p.Stop(30 * time.Second) {
+		status := "exit 0"
+		if r.Err != nil {
+			status = r.Err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", r.Proc.Name, r.Err))
 		}
-		p.reported = true
-		start := time.Now()
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-			fmt.Printf("  %-15s exited in %s: %s\n", p.name, time.Since(start).Round(time.Millisecond), exitText(p.err))
-			if p.err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", p.name, p.err))
-			}
-		case <-time.After(40 * time.Second):
-			_ = p.cmd.Process.Kill()
-			errs = append(errs, fmt.Errorf("%s did not stop within 40s and was killed", p.name))
-		}
+		fmt.Printf("  %-15s %-8s in %6s  peak RSS %3d MiB\n", r.Proc.Name, status, r.Took.Round(time.Millisecond), r.Proc.PeakRSS()>>20)
+	}
+	if !sum.OK() {
+		errs = append(errs, errors.New("the guarantees did not hold: see the summary"))
+	} else {
+		fmt.Println("\nevery written event was consumed exactly once or is a pending dead letter; none lost")
 	}
 	return errors.Join(errs...)
 }
 
-func firstExit(procs []*process) <-chan error {
-	out := make(chan error, len(procs))
-	for _, p := range procs {
-		go func() {
-			<-p.done
-			out <- fmt.Errorf("%s: %s", p.name, exitText(p.err))
-		}()
-	}
-	return out
+// drain waits until every written event is consumed or dead-lettered.
+func drain(ctx context.Context, obs *stack.Observer, progress *progressLine) error {
+	return waitSummary(ctx, obs, progress, "drain", func(s stack.Summary) bool { return s.Missing == 0 })
 }
 
-func exitText(err error) string {
-	if err == nil {
-		return "exit 0"
-	}
-	return err.Error()
+// drainReplays waits until the replayed dead letters are consumed.
+func drainReplays(ctx context.Context, obs *stack.Observer, progress *progressLine) error {
+	return waitSummary(ctx, obs, progress, "replay", func(s stack.Summary) bool { return s.Missing == 0 && s.DeadLettered == 0 })
 }
 
-func waitReady(ctx context.Context, p *process) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var last string
+func waitSummary(ctx context.Context, obs *stack.Observer, progress *progressLine, what string, done func(stack.Summary) bool) error {
+	interrupted, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	limit := time.After(2 * time.Minute)
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+"/readyz", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			last = compact(b)
-			if resp.StatusCode == http.StatusOK {
-				return last, nil
-			}
+		sum, err := obs.Summary(ctx)
+		if err != nil {
+			return err
+		}
+		progress.show(ctx)
+		if done(sum) {
+			progress.end(ctx)
+			return nil
 		}
 		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("not ready: %s", last)
-		case <-p.done:
-			return "", fmt.Errorf("exited: %s", exitText(p.err))
-		case <-time.After(200 * time.Millisecond):
+		case <-interrupted.Done():
+			progress.end(ctx)
+			fmt.Printf("\n%s interrupted\n", what)
+			return nil
+		case <-limit:
+			progress.end(ctx)
+			return fmt.Errorf("%s: not done after 2m: %+v", what, sum)
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
-}
-
-func compact(b []byte) string {
-	var v any
-	if json.Unmarshal(b, &v) != nil {
-		return strings.TrimSpace(string(b))
-	}
-	out, _ := json.Marshal(v)
-	return string(out)
 }
 
 // startKafka listens on 127.0.0.1:9092 (the binaries' default) when that port
@@ -296,16 +324,14 @@ func envOr(k, def string) string {
 	return def
 }
 
-func durationEnv(k string) (time.Duration, error) {
-	v := os.Getenv(k)
-	if v == "" {
-		return 0, nil
+func parseEnv[T any](k, def string, parse func(string) (T, error), ok func(T) bool) (T, error) {
+	raw := envOr(k, def)
+	v, err := parse(raw)
+	if err != nil || !ok(v) {
+		var zero T
+		return zero, fmt.Errorf("invalid %s %q", k, raw)
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("invalid %s %q: want a duration such as 30s", k, v)
-	}
-	return d, nil
+	return v, nil
 }
 
 func redact(raw string) string {
