@@ -1,0 +1,283 @@
+package e2e
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/firstunicorn/messagekit-go/internal/bookkeeper/bookkeepertest"
+	"github.com/firstunicorn/messagekit-go/internal/stack"
+	"github.com/firstunicorn/messagekit-go/internal/testenv"
+)
+
+// TestPipeline writes 20k events through the example producer from several
+// goroutines while the bridge and then the bookkeeper are killed with
+// SIGKILL at random moments and restarted, and RabbitMQ closes every
+// connection of the pipeline. It checks what DESIGN.md §2 promises: no
+// event lost, none handled twice by the dedup consumer, per-aggregate order
+// kept; the rejected events are dead letters exactly once, and a replay
+// through the admin API gets them consumed and clears their outbox flags.
+func TestPipeline(t *testing.T) {
+	const orders, lines = 2000, 9 // 20k events
+	r := newRig(t, rigOptions{rejectFraction: 0.01})
+	ctx := context.Background()
+
+	// Three records that are not envelopes: the bridge dead-letters them
+	// to its Kafka DLQ topic, and the bookkeeper stores them from there.
+	for i, v := range []string{"not json", `{"eventId":"nope"}`, `[]`} {
+		res := r.kcl.ProduceSync(ctx, &kgo.Record{Topic: r.names.Topic, Key: []byte{byte(i)}, Value: []byte(v)})
+		if err := res.FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	load := &stack.Load{Addr: r.p.Producer.Addr, Workers: 8}
+	loadErr := make(chan error, 1)
+	go func() { loadErr <- load.Run(ctx, orders, lines) }()
+
+	// The faults, each once the load has written a share of the events,
+	// at a random moment within that share.
+	total := int64(orders * (1 + lines))
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	at := func(lo, hi float64) {
+		mark := int64((lo + rng.Float64()*(hi-lo)) * float64(total))
+		testenv.WaitFor(t, 3*time.Minute, "the load to pass its mark", func() bool { return load.Written.Load() >= mark })
+	}
+	at(0.15, 0.3)
+	if err := r.p.Bridge.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
+	r.restart(r.p.Bridge)
+	t.Logf("bridge killed and restarted at %d events written", load.Written.Load())
+
+	at(0.4, 0.55)
+	if err := r.p.Bookkeeper.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
+	r.restart(r.p.Bookkeeper)
+	t.Logf("bookkeeper killed and restarted at %d events written", load.Written.Load())
+
+	at(0.6, 0.75)
+	closed := r.broker.CloseConnections(t, r.names.ConnPrefix)
+	t.Logf("RabbitMQ closed %d connections at %d events written", closed, load.Written.Load())
+	if closed < 3 { // bridge, bookkeeper, consumer (the admin API connects for replays only)
+		t.Errorf("closed %d connections, want at least 3", closed)
+	}
+
+	if err := <-loadErr; err != nil {
+		t.Fatal(err)
+	}
+	if got := load.Written.Load(); got != total {
+		t.Fatalf("the producer accepted %d events, want %d", got, total)
+	}
+	sum := r.waitSummary(3*time.Minute, "every event consumed or dead-lettered", func(s stack.Summary) bool {
+		return s.Written == total && s.Missing == 0
+	})
+	t.Logf("before the replay:\n%s", sum)
+	if sum.ConsumedTwice != 0 {
+		t.Errorf("%d events handled more than once", sum.ConsumedTwice)
+	}
+	if sum.Rejected == 0 || sum.DeadLettered == 0 {
+		t.Fatalf("no event was rejected and dead-lettered: %+v", sum)
+	}
+	checkOrder(t, r)
+	checkDeadLetters(t, r)
+
+	// The replay the README documents, for the consumer's dead letters.
+	var replay struct {
+		Count int    `json:"replayed_count"`
+		ID    string `json:"replay_id"`
+	}
+	body := `{"status":"pending","source":"rabbitmq","limit":10000}`
+	if code := r.admin(http.MethodPost, "/api/v1/dead-letters/replay", body, &replay); code != http.StatusOK || replay.Count == 0 {
+		t.Fatalf("bulk replay = %d %+v", code, replay)
+	}
+	sum = r.waitSummary(time.Minute, "the replayed events consumed", func(s stack.Summary) bool {
+		return s.ConsumedOnce == total
+	})
+	t.Logf("after replaying %d dead letters:\n%s", replay.Count, sum)
+	if sum.ConsumedTwice != 0 || sum.DeadLettered != 0 || sum.Missing != 0 {
+		t.Errorf("after the replay: %+v", sum)
+	}
+	testenv.WaitFor(t, 30*time.Second, "outbox failed flags cleared", func() bool {
+		s, err := r.obs.Summary(ctx)
+		return err == nil && s.OutboxFailed == 0
+	})
+	var stillPending int
+	if err := r.db.Pool.QueryRow(ctx, `SELECT count(*) FROM dead_letters WHERE source = 'rabbitmq' AND status = 'pending'`).Scan(&stillPending); err != nil {
+		t.Fatal(err)
+	}
+	if stillPending != 0 {
+		t.Errorf("%d RabbitMQ dead letters still pending after the replay", stillPending)
+	}
+}
+
+// checkOrder: per order, the events the consumer accepted on first delivery
+// arrive in the order they were written (created, then lines 1, 2, …).
+func checkOrder(t *testing.T, r *rig) {
+	t.Helper()
+	rows, err := r.db.Pool.Query(context.Background(), `
+SELECT f.order_id, f.line_no FROM fulfilment_log f
+WHERE NOT EXISTS (SELECT 1 FROM fulfilment_rejections x WHERE x.event_id = f.event_id)
+ORDER BY f.seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	last := map[string]int{}
+	checked, bad := 0, 0
+	for rows.Next() {
+		var order string
+		var line int
+		if err := rows.Scan(&order, &line); err != nil {
+			t.Fatal(err)
+		}
+		prev, seen := last[order]
+		if seen && line <= prev {
+			if bad++; bad <= 5 {
+				t.Errorf("order %s: line %d consumed after line %d", order, line, prev)
+			}
+		}
+		last[order] = line
+		checked++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if checked < 15000 || len(last) != 2000 {
+		t.Errorf("order checked over %d events of %d orders, want most of 20000 over 2000", checked, len(last))
+	}
+}
+
+// checkDeadLetters: each rejected event is one pending RabbitMQ dead
+// letter, its outbox row is flagged failed, and the three poison records
+// are Kafka dead letters.
+func checkDeadLetters(t *testing.T, r *rig) {
+	t.Helper()
+	ctx := context.Background()
+	var rejected, withLetter, letters, distinct, failed int
+	err := r.db.Pool.QueryRow(ctx, `SELECT
+  (SELECT count(*) FROM fulfilment_rejections),
+  (SELECT count(*) FROM fulfilment_rejections x WHERE EXISTS
+      (SELECT 1 FROM dead_letters d WHERE d.event_id = x.event_id AND d.source = 'rabbitmq')),
+  (SELECT count(*) FROM dead_letters WHERE source = 'rabbitmq'),
+  (SELECT count(DISTINCT event_id) FROM dead_letters WHERE source = 'rabbitmq'),
+  (SELECT count(*) FROM outbox_events o WHERE o.failed AND EXISTS
+      (SELECT 1 FROM fulfilment_rejections x WHERE x.event_id = o.event_id))`).
+		Scan(&rejected, &withLetter, &letters, &distinct, &failed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withLetter != rejected {
+		t.Errorf("%d of %d rejected events have a dead letter", withLetter, rejected)
+	}
+	if letters != distinct {
+		t.Errorf("%d RabbitMQ dead letters for %d events: one was stored twice", letters, distinct)
+	}
+	testenv.WaitFor(t, 30*time.Second, "rejected events' outbox rows flagged failed", func() bool {
+		_ = r.db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox_events o WHERE o.failed AND EXISTS
+      (SELECT 1 FROM fulfilment_rejections x WHERE x.event_id = o.event_id)`).Scan(&failed)
+		return failed == rejected
+	})
+	testenv.WaitFor(t, 30*time.Second, "the poison records stored as Kafka dead letters", func() bool {
+		var n int
+		_ = r.db.Pool.QueryRow(ctx, `SELECT count(*) FROM dead_letters WHERE source = 'kafka'`).Scan(&n)
+		return n == 3
+	})
+}
+
+// TestReadiness: each process's /readyz turns 503 while its database is
+// unreachable and 200 again after, without a restart.
+func TestReadiness(t *testing.T) {
+	var proxy *bookkeepertest.Proxy
+	r := newRig(t, rigOptions{databaseURL: func(db *testenv.Database) string {
+		host := strings.SplitN(strings.SplitN(strings.TrimPrefix(db.URL, "postgres://"), "/", 2)[0], "@", 2)
+		backend := host[len(host)-1]
+		proxy = bookkeepertest.NewProxy(t, backend)
+		return strings.Replace(db.URL, backend, proxy.Addr(), 1)
+	}})
+	ctx := context.Background()
+	wait := func(want int) {
+		var wg sync.WaitGroup
+		for _, proc := range r.p.All() {
+			wg.Go(func() {
+				deadline := time.Now().Add(45 * time.Second)
+				for {
+					code, body := proc.Ready(ctx)
+					if code == want {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Errorf("%s /readyz = %d %s, want %d", proc.Name, code, body, want)
+						return
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	proxy.SetDown(true)
+	wait(http.StatusServiceUnavailable)
+	proxy.SetDown(false)
+	wait(http.StatusOK)
+	for _, proc := range r.p.All() {
+		if !proc.Running() {
+			t.Errorf("%s exited while its database was down", proc.Name)
+		}
+	}
+}
+
+// TestGracefulShutdown: after SIGTERM each process exits 0 within its
+// shutdown timeout, with its Kafka offsets committed: a restarted bridge
+// re-delivers nothing already confirmed.
+func TestGracefulShutdown(t *testing.T) {
+	r := newRig(t, rigOptions{rejectFraction: 0.05})
+	ctx := context.Background()
+	load := &stack.Load{Addr: r.p.Producer.Addr, Workers: 4}
+	if err := load.Run(ctx, 200, 4); err != nil {
+		t.Fatal(err)
+	}
+	r.waitSummary(time.Minute, "every event consumed or dead-lettered", func(s stack.Summary) bool {
+		return s.Written == 1000 && s.Missing == 0 && s.DeadLettered > 0
+	})
+	testenv.WaitFor(t, 30*time.Second, "the bookkeeper stored the dead letters", func() bool {
+		p, err := r.obs.Progress(ctx)
+		return err == nil && p.Pending > 0
+	})
+
+	for _, res := range r.p.Stop(25 * time.Second) { // SHUTDOWN_TIMEOUT is 20s
+		if res.Err != nil || res.Took > 20*time.Second {
+			t.Errorf("%s: exit %v after %s, want exit 0 within 20s", res.Proc.Name, res.Err, res.Took)
+		}
+	}
+	for _, g := range []struct{ group, topic string }{
+		{r.names.BridgeGroup, r.names.Topic},
+	} {
+		committed, end := r.committed(g.group, g.topic)
+		if committed != end || end < 1000 {
+			t.Errorf("group %s committed %d of %d records of %s", g.group, committed, end, g.topic)
+		}
+	}
+
+	// A restarted bridge finds nothing to publish again.
+	r.restart(r.p.Bridge)
+	time.Sleep(3 * time.Second)
+	for _, m := range []string{"messagekit_bridge_records_consumed_total", "messagekit_bridge_published_total"} {
+		v, err := r.p.Bridge.Metric(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != 0 {
+			t.Errorf("restarted bridge: %s = %v, want 0", m, v)
+		}
+	}
+}

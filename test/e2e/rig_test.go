@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/firstunicorn/messagekit-go/internal/stack"
+	"github.com/firstunicorn/messagekit-go/internal/testenv"
+)
+
+// binDir holds the binaries TestMain built for this run.
+var binDir string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run()) // every test skips through testenv
+	}
+	dir, err := os.MkdirTemp("", "messagekit-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	root, err := moduleRoot()
+	if err == nil {
+		err = stack.Build(context.Background(), root, dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build the binaries:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(strings.TrimSpace(string(out))), nil
+}
+
+const adminToken = "e2e-token"
+
+// rig is one whole pipeline, with names, a database and a Kafka cluster
+// of its own, and the independent clients the tests check it with.
+type rig struct {
+	t      *testing.T
+	p      *stack.Pipeline
+	db     *testenv.Database
+	broker *testenv.Broker
+	kafka  *testenv.KafkaCluster
+	names  stack.Names
+	kcl    *kgo.Client
+	obs    *stack.Observer
+}
+
+type rigOptions struct {
+	rejectFraction float64
+	// databaseURL, when set, is what the processes connect to instead of
+	// the test database's URL (e.g. through a proxy that can cut it).
+	databaseURL func(db *testenv.Database) string
+	env         map[string][]string
+}
+
+func newRig(t *testing.T, opts rigOptions) *rig {
+	t.Helper()
+	db := testenv.Postgres(t) // not migrated: the pipeline applies the schema itself
+	broker := testenv.RabbitMQ(t)
+	names := stack.Prefixed(testenv.UniqueName(t, "e2e") + ".")
+	broker.Track(names.Exchange, names.DLX, names.ConsumerQueue, names.DLQQueue)
+	kafka := testenv.KafkaWith(t, testenv.KafkaOptions{Partitions: 8, Topics: []string{names.Topic, names.DLQTopic}})
+	dbURL := db.URL
+	if opts.databaseURL != nil {
+		dbURL = opts.databaseURL(db)
+	}
+	p, err := stack.New(stack.Options{
+		BinDir: binDir, LogDir: t.TempDir(),
+		DatabaseURL: dbURL, AMQPURL: broker.URL, KafkaBrokers: strings.Join(kafka.Brokers, ","),
+		Names: names, AdminToken: adminToken, RejectFraction: opts.rejectFraction,
+		Env: opts.env,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(kafka.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kcl.Close)
+	r := &rig{t: t, p: p, db: db, broker: broker, kafka: kafka, names: names, kcl: kcl,
+		obs: &stack.Observer{Pool: db.Pool, Kafka: kcl, Names: names}}
+	t.Cleanup(func() {
+		for _, res := range p.Stop(30 * time.Second) {
+			if res.Err != nil {
+				t.Errorf("%s at the end of the test: %v", res.Proc.Name, res.Err)
+			}
+		}
+		if t.Failed() {
+			for _, proc := range p.All() {
+				t.Logf("--- %s log (last 30 lines):\n%s", proc.Name, proc.LogTail(30))
+			}
+		}
+		for _, proc := range p.All() {
+			t.Logf("%s peak RSS %d MiB", proc.Name, proc.PeakRSS()>>20)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// restart starts a process again and waits for it to be ready.
+func (r *rig) restart(proc *stack.Proc) {
+	r.t.Helper()
+	if err := proc.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := proc.WaitReady(context.Background(), 30*time.Second); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// summary waits up to limit for cond and returns the last summary.
+func (r *rig) waitSummary(limit time.Duration, what string, cond func(stack.Summary) bool) stack.Summary {
+	r.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		s, err := r.obs.Summary(context.Background())
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			p, _ := r.obs.Progress(context.Background())
+			r.t.Fatalf("%s: not after %s:\n%s\nprogress: %s", what, limit, s, p)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// admin calls the admin API with the token and decodes the JSON answer.
+func (r *rig) admin(method, path, body string, out any) int {
+	r.t.Helper()
+	req, err := http.NewRequest(method, "http://"+r.p.Admin.Addr+path, bytes.NewBufferString(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && json.Unmarshal(b, out) != nil {
+		r.t.Fatalf("%s %s: not JSON: %s", method, path, b)
+	}
+	return resp.StatusCode
+}
+
+// committed returns group's committed offsets of topic, summed over its
+// partitions, and the sum of the partitions' end offsets.
+func (r *rig) committed(group, topic string) (committed, end int64) {
+	r.t.Helper()
+	ctx := context.Background()
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic = topic
+	for p := range int32(8) {
+		rt.Partitions = append(rt.Partitions, p)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, r.kcl)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.Offset > 0 {
+				committed += p.Offset
+			}
+		}
+	}
+	end, err = stack.EndOffsets(ctx, r.kcl, topic)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return committed, end
+}
