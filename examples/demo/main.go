@@ -152,6 +152,10 @@ func run(binDir string, s settings) error {
 	}
 	defer kcl.Close()
 	obs := &stack.Observer{Pool: pool, Kafka: kcl, Names: stack.DefaultNames()}
+	// Count this run only: the database keeps earlier runs' rows.
+	if err := pool.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&obs.Since); err != nil {
+		return err
+	}
 
 	load := &stack.Load{Addr: p.Producer.Addr, Rate: s.rate}
 	loadCtx, stopLoad := context.WithCancel(ctx)

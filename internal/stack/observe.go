@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -31,17 +32,20 @@ type Observer struct {
 	Pool  *pgxpool.Pool
 	Kafka *kgo.Client
 	Names Names
+	// Since limits the counts to this run: rows written at or after it
+	// (the zero time counts everything in the database).
+	Since time.Time
 }
 
 // Progress counts each stage.
 func (o *Observer) Progress(ctx context.Context) (Progress, error) {
 	var p Progress
 	err := o.Pool.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM outbox_events),
-		(SELECT count(*) FROM processed_messages WHERE consumer_name = $1),
-		(SELECT count(DISTINCT event_id) FROM fulfilment_log),
-		(SELECT count(*) FROM dead_letters),
-		(SELECT count(*) FROM dead_letters WHERE status = 'pending')`, o.Names.BridgeGroup).
+		(SELECT count(*) FROM outbox_events WHERE created_at >= $2),
+		(SELECT count(*) FROM processed_messages WHERE consumer_name = $1 AND processed_at >= $2),
+		(SELECT count(DISTINCT event_id) FROM fulfilment_log WHERE consumed_at >= $2),
+		(SELECT count(*) FROM dead_letters WHERE first_seen_at >= $2),
+		(SELECT count(*) FROM dead_letters WHERE status = 'pending' AND first_seen_at >= $2)`, o.Names.BridgeGroup, o.Since).
 		Scan(&p.Written, &p.Bridged, &p.Consumed, &p.DeadLettered, &p.Pending)
 	if err != nil {
 		return p, fmt.Errorf("count stages: %w", err)
@@ -126,11 +130,13 @@ SELECT count(*),
        count(*) FILTER (WHERE h.n IS NULL AND p.event_id IS NOT NULL),
        count(*) FILTER (WHERE h.n IS NULL AND p.event_id IS NULL),
        count(*) FILTER (WHERE o.failed),
-       (SELECT count(*) FROM fulfilment_rejections),
-       (SELECT count(*) FROM fulfilment_rejections r JOIN handled h2 USING (event_id))
+       count(*) FILTER (WHERE r.event_id IS NOT NULL),
+       count(*) FILTER (WHERE r.event_id IS NOT NULL AND h.n IS NOT NULL)
 FROM outbox_events o
 LEFT JOIN handled h USING (event_id)
-LEFT JOIN pending p USING (event_id)`).Scan(&s.Written, &s.ConsumedOnce, &s.ConsumedTwice, &s.DeadLettered,
+LEFT JOIN pending p USING (event_id)
+LEFT JOIN fulfilment_rejections r USING (event_id)
+WHERE o.created_at >= $1`, o.Since).Scan(&s.Written, &s.ConsumedOnce, &s.ConsumedTwice, &s.DeadLettered,
 		&s.Missing, &s.OutboxFailed, &s.Rejected, &s.Replayed)
 	if err != nil {
 		return s, fmt.Errorf("summarize: %w", err)
