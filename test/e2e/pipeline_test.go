@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -242,6 +243,14 @@ func TestReadiness(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	r := newRig(t, rigOptions{rejectFraction: 0.05})
 	ctx := context.Background()
+	// Poison: the bridge's DLQ topic gets them, and the bookkeeper. (Their
+	// bodies differ: the bookkeeper stores identical ones as one.)
+	for i := range 2 {
+		res := r.kcl.ProduceSync(ctx, &kgo.Record{Topic: r.names.Topic, Key: []byte{byte(i)}, Value: []byte("not json " + strconv.Itoa(i))})
+		if err := res.FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	load := &stack.Load{Addr: r.p.Producer.Addr, Workers: 4}
 	if err := load.Run(ctx, 200, 4); err != nil {
 		t.Fatal(err)
@@ -249,35 +258,56 @@ func TestGracefulShutdown(t *testing.T) {
 	r.waitSummary(time.Minute, "every event consumed or dead-lettered", func(s stack.Summary) bool {
 		return s.Written == 1000 && s.Missing == 0 && s.DeadLettered > 0
 	})
-	testenv.WaitFor(t, 30*time.Second, "the bookkeeper stored the dead letters", func() bool {
-		p, err := r.obs.Progress(ctx)
-		return err == nil && p.Pending > 0
+	testenv.WaitFor(t, 30*time.Second, "the bookkeeper stored the poison records", func() bool {
+		var n int
+		_ = r.db.Pool.QueryRow(ctx, `SELECT count(*) FROM dead_letters WHERE source = 'kafka'`).Scan(&n)
+		return n == 2
 	})
+
+	// What each handled before the stop: after a restart, these stay 0.
+	handled := []struct {
+		proc *stack.Proc
+		name string
+	}{
+		{r.p.Bridge, "messagekit_bridge_records_consumed_total"},
+		{r.p.Bridge, "messagekit_bridge_published_total"},
+		{r.p.Bookkeeper, "messagekit_bookkeeper_dead_letters_total"},
+	}
+	for _, m := range handled {
+		if v, err := m.proc.Metric(ctx, m.name); err != nil || v == 0 {
+			t.Fatalf("%s: %s = %v (%v), want > 0 before the stop", m.proc.Name, m.name, v, err)
+		}
+	}
 
 	for _, res := range r.p.Stop(25 * time.Second) { // SHUTDOWN_TIMEOUT is 20s
 		if res.Err != nil || res.Took > 20*time.Second {
 			t.Errorf("%s: exit %v after %s, want exit 0 within 20s", res.Proc.Name, res.Err, res.Took)
 		}
 	}
-	for _, g := range []struct{ group, topic string }{
-		{r.names.BridgeGroup, r.names.Topic},
+	for _, g := range []struct {
+		group, topic string
+		min          int64
+	}{
+		{r.names.BridgeGroup, r.names.Topic, 1002},
+		{r.names.BookkeeperGroup, r.names.DLQTopic, 2},
 	} {
 		committed, end := r.committed(g.group, g.topic)
-		if committed != end || end < 1000 {
-			t.Errorf("group %s committed %d of %d records of %s", g.group, committed, end, g.topic)
+		if committed != end || end < g.min {
+			t.Errorf("group %s committed %d of %d records of %s, want all of at least %d", g.group, committed, end, g.topic, g.min)
 		}
 	}
 
-	// A restarted bridge finds nothing to publish again.
+	// Restarted, the bridge and the bookkeeper find nothing to handle again.
 	r.restart(r.p.Bridge)
+	r.restart(r.p.Bookkeeper)
 	time.Sleep(3 * time.Second)
-	for _, m := range []string{"messagekit_bridge_records_consumed_total", "messagekit_bridge_published_total"} {
-		v, err := r.p.Bridge.Metric(ctx, m)
+	for _, m := range handled {
+		v, err := m.proc.Metric(ctx, m.name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if v != 0 {
-			t.Errorf("restarted bridge: %s = %v, want 0", m, v)
+			t.Errorf("restarted %s: %s = %v, want 0", m.proc.Name, m.name, v)
 		}
 	}
 }
