@@ -15,7 +15,7 @@ FUZZTIME      ?= 50000x
 BENCHTIME     ?= 1s
 DATABASE_URL  ?= postgres://localhost:5432/messagekit
 
-.PHONY: help build test test-short lint bench demo migrate fuzz tidy clean
+.PHONY: help build test test-short lint lint-dockerfile bench demo migrate fuzz tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -34,6 +34,13 @@ lint: $(TOOLS)/staticcheck ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
+	$(MAKE) --no-print-directory lint-dockerfile
+
+# dockerlinter (npm; hadolint is not installable here). Its install script
+# would download shellcheck: the Debian package is used when present, and
+# the RUN lines go unchecked without it.
+lint-dockerfile: ## lint the Dockerfile
+	npm_config_ignore_scripts=true npx --yes dockerlinter@2.0.0 -f Dockerfile -e info $(if $(shell command -v shellcheck),,-s none)
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install $(STATICCHECK)
