@@ -50,21 +50,18 @@ func TestPipeline(t *testing.T) {
 		mark := int64((lo + rng.Float64()*(hi-lo)) * float64(total))
 		testenv.WaitFor(t, 3*time.Minute, "the load to pass its mark", func() bool { return load.Written.Load() >= mark })
 	}
+	crash := func(proc *stack.Proc) {
+		if err := proc.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
+		r.restart(proc)
+		t.Logf("%s killed and restarted at %d events written", proc.Name, load.Written.Load())
+	}
 	at(0.15, 0.3)
-	if err := r.p.Bridge.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
-	r.restart(r.p.Bridge)
-	t.Logf("bridge killed and restarted at %d events written", load.Written.Load())
-
+	crash(r.p.Bridge)
 	at(0.4, 0.55)
-	if err := r.p.Bookkeeper.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
-	r.restart(r.p.Bookkeeper)
-	t.Logf("bookkeeper killed and restarted at %d events written", load.Written.Load())
+	crash(r.p.Bookkeeper)
 
 	at(0.6, 0.75)
 	closed := r.broker.CloseConnections(t, r.names.ConnPrefix)
