@@ -88,6 +88,30 @@ type Message struct {
 	ID string
 	// Body is the envelope JSON.
 	Body []byte
+	// Transport is the broker's own message (amqpconsumer passes the
+	// *amqp091.Delivery, kafkaconsumer the *sarama.ConsumerMessage), or
+	// nil. A [Handler] reads it with [TransportFrom], e.g. for a header;
+	// a [BatchHandler]'s HandleEvents, which handles several at once, does
+	// not get it.
+	Transport any
+}
+
+type transportKey struct{}
+
+// TransportFrom returns the broker's message of the event a [Handler] is
+// handling, as the consumer put it in [Message.Transport]; false when
+// there is none.
+func TransportFrom(ctx context.Context) (any, bool) {
+	t := ctx.Value(transportKey{})
+	return t, t != nil
+}
+
+// withTransport is ctx carrying m's transport message for the handler.
+func withTransport(ctx context.Context, m Message) context.Context {
+	if m.Transport == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, transportKey{}, m.Transport)
 }
 
 // Outcome is what a [Processor] did with one [Message].
@@ -189,14 +213,14 @@ func (p *Processor) Process(ctx context.Context, msgs []Message) ([]Outcome, err
 		valid = append(valid, i)
 	}
 	p.m.batchSize.Observe(float64(len(msgs)))
-	if len(valid) > 1 && p.batch(ctx, envs, valid, out) {
+	if len(valid) > 1 && p.batch(ctx, msgs, envs, valid, out) {
 		return out, nil
 	}
 	for _, i := range valid {
 		if ctx.Err() != nil {
 			return out[:i], ctx.Err()
 		}
-		o, ok := p.one(ctx, envs[i], out[i])
+		o, ok := p.one(ctx, msgs[i], envs[i], out[i])
 		if !ok {
 			return out[:i], ctx.Err()
 		}
@@ -232,7 +256,7 @@ func (p *Processor) decode(m Message) (contracts.Envelope, error) {
 
 // batch handles the valid messages in one transaction and reports whether
 // it committed; on false nothing is recorded and out is unchanged.
-func (p *Processor) batch(ctx context.Context, envs []contracts.Envelope, valid []int, out []Outcome) bool {
+func (p *Processor) batch(ctx context.Context, msgs []Message, envs []contracts.Envelope, valid []int, out []Outcome) bool {
 	tx, err := p.store.Begin(ctx)
 	if err != nil {
 		return false // the one-by-one path waits for the store
@@ -255,7 +279,7 @@ func (p *Processor) batch(ctx context.Context, envs []contracts.Envelope, valid 
 		p.log.Debug("batch claim failed; handling one by one", "batch", len(valid), "err", err)
 		return false
 	}
-	if err := p.callBatch(dctx, tx, envs, valid, claimed); err != nil {
+	if err := p.callBatch(dctx, tx, msgs, envs, valid, claimed); err != nil {
 		done = true
 		_ = rollback(dctx, tx)
 		p.log.Debug("handler failed in batch; handling one by one", "batch", len(valid), "err", err)
@@ -282,9 +306,9 @@ func (p *Processor) batch(ctx context.Context, envs []contracts.Envelope, valid 
 
 // one handles one message in its own transaction, retrying; ok is false
 // when ctx ended before it was done.
-func (p *Processor) one(ctx context.Context, env contracts.Envelope, o Outcome) (_ Outcome, ok bool) {
+func (p *Processor) one(ctx context.Context, m Message, env contracts.Envelope, o Outcome) (_ Outcome, ok bool) {
 	wait, storeWait := p.retry.Backoff, p.retry.Backoff
-	fn := func(ctx context.Context, tx pgx.Tx) error { return p.call(ctx, tx, env) }
+	fn := func(ctx context.Context, tx pgx.Tx) error { return p.call(withTransport(ctx, m), tx, env) }
 	for {
 		res, err := handle(ctx, context.WithoutCancel(ctx), p.store, p.consumer, env.EventID, fn)
 		var be *beginError
@@ -328,12 +352,12 @@ func (p *Processor) one(ctx context.Context, env contracts.Envelope, o Outcome) 
 
 // callBatch runs the handler for the claimed events of a batch: in one
 // call when it is a BatchHandler, else one call each.
-func (p *Processor) callBatch(ctx context.Context, tx pgx.Tx, envs []contracts.Envelope, valid []int, claimed []bool) error {
+func (p *Processor) callBatch(ctx context.Context, tx pgx.Tx, msgs []Message, envs []contracts.Envelope, valid []int, claimed []bool) error {
 	bh, ok := p.handler.(BatchHandler)
 	if !ok {
 		for k, i := range valid {
 			if claimed[k] {
-				if err := p.call(ctx, tx, envs[i]); err != nil {
+				if err := p.call(withTransport(ctx, msgs[i]), tx, envs[i]); err != nil {
 					return fmt.Errorf("event %s: %w", envs[i].EventID, err)
 				}
 			}

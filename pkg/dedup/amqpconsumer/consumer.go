@@ -339,8 +339,9 @@ func (c *Consumer) session(ctx context.Context) (consumed bool, err error) {
 // queue when the channel closes.
 func (c *Consumer) process(ctx context.Context, batch []amqp.Delivery) []dedup.Outcome {
 	msgs := make([]dedup.Message, len(batch))
-	for i, d := range batch {
-		msgs[i] = dedup.Message{ID: d.MessageId, Body: d.Body}
+	for i := range batch {
+		d := &batch[i]
+		msgs[i] = dedup.Message{ID: d.MessageId, Body: d.Body, Transport: d}
 	}
 	out, _ := c.proc.Process(ctx, msgs)
 	return out
@@ -421,4 +422,14 @@ func closeReason(connClosed, chClosed <-chan *amqp.Error) error {
 		}
 	}
 	return errors.New("delivery channel closed (consumer cancelled by the broker?)")
+}
+
+// DeliveryFrom returns the RabbitMQ delivery of the event a handler is
+// handling, e.g. to read a header such as x-replay-count. It is there in a
+// [dedup.Handler]'s HandleEvent (and so in a [dedup.Router]'s typed
+// handlers), not in a [dedup.BatchHandler]'s HandleEvents.
+func DeliveryFrom(ctx context.Context) (*amqp.Delivery, bool) {
+	t, _ := dedup.TransportFrom(ctx)
+	d, ok := t.(*amqp.Delivery)
+	return d, ok
 }

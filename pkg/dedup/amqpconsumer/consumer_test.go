@@ -329,3 +329,55 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliveryInHandlerContext: a handler reads its own delivery's headers
+// with DeliveryFrom, whether its message came alone or in a batch.
+func TestDeliveryInHandlerContext(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const n = 30
+	want := map[uuid.UUID]int32{}
+	var msgs []amqp.Publishing
+	for i := range n {
+		m, id := message(t, invoicePaid, payment{Invoice: fmt.Sprint("inv-", i)})
+		m.Headers = amqp.Table{"x-replay-count": int32(i)}
+		want[id] = int32(i)
+		msgs = append(msgs, m)
+	}
+	f.publish(msgs...)
+
+	got := map[uuid.UUID]int32{}
+	cfg := f.config()
+	cfg.MaxBatch = 10
+	cfg.Handler = dedup.HandlerFunc(func(ctx context.Context, tx pgx.Tx, env contracts.Envelope) error {
+		d, ok := amqpconsumer.DeliveryFrom(ctx)
+		if !ok {
+			return dedup.Permanent(fmt.Errorf("no delivery in the handler's context"))
+		}
+		f.mu.Lock()
+		got[env.EventID], _ = d.Headers["x-replay-count"].(int32)
+		f.mu.Unlock()
+		if d.MessageId != env.EventID.String() {
+			return dedup.Permanent(fmt.Errorf("delivery %s for event %s", d.MessageId, env.EventID))
+		}
+		return nil
+	})
+	r := f.start(cfg)
+	testenv.WaitFor(t, 30*time.Second, "every message handled", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(got) == n
+	})
+	must(t, r.stop())
+	if dl := f.ready(f.dlq); dl != 0 {
+		t.Errorf("%d dead letters: a handler found no delivery, or another's", dl)
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("event %s: handler saw x-replay-count %d, want %d", id, got[id], w)
+		}
+	}
+	if _, ok := amqpconsumer.DeliveryFrom(context.Background()); ok {
+		t.Error("DeliveryFrom found a delivery in a bare context")
+	}
+}

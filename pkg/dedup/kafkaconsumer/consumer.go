@@ -264,7 +264,7 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		}
 		msgs = msgs[:0]
 		for _, m := range batch {
-			msgs = append(msgs, dedup.Message{ID: headerValue(m, contracts.KafkaHeaderID), Body: m.Value})
+			msgs = append(msgs, dedup.Message{ID: headerValue(m, contracts.KafkaHeaderID), Body: m.Value, Transport: m})
 		}
 		out, _ := h.c.proc.Process(ctx, msgs) // a prefix when the session ends
 		for i, o := range out {
@@ -346,4 +346,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// MessageFrom returns the Kafka record of the event a handler is handling,
+// e.g. to read a header or its offset. It is there in a [dedup.Handler]'s
+// HandleEvent (and so in a [dedup.Router]'s typed handlers), not in a
+// [dedup.BatchHandler]'s HandleEvents.
+func MessageFrom(ctx context.Context) (*sarama.ConsumerMessage, bool) {
+	t, _ := dedup.TransportFrom(ctx)
+	m, ok := t.(*sarama.ConsumerMessage)
+	return m, ok
 }

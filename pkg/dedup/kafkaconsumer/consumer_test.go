@@ -69,6 +69,10 @@ func (f *fixture) router() *dedup.Router {
 	var r dedup.Router
 	dedup.On(&r, shipmentSent, func(ctx context.Context, tx pgx.Tx, s shipment) error {
 		env, _ := dedup.EnvelopeFrom(ctx)
+		// The handler sees its own record (an unhandled event would show).
+		if m, ok := kafkaconsumer.MessageFrom(ctx); !ok || string(m.Key) != env.AggregateID {
+			return dedup.Permanent(fmt.Errorf("event %s: no record, or another's, in the context", env.EventID))
+		}
 		f.mu.Lock()
 		f.runs[env.EventID]++
 		f.order[env.AggregateID] = append(f.order[env.AggregateID], s.Seq)
