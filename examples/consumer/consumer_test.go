@@ -133,6 +133,33 @@ func TestDeadLettersUnluckyEventsThenAcceptsTheirReplay(t *testing.T) {
 	r.noMoreDeadLetters(t)
 }
 
+// An unlucky event delivered again without the replay header (as after a
+// lost connection) is dead-lettered again, not taken for a replay.
+func TestRedeliveryIsNotAReplay(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0.5)
+	var env contracts.Envelope
+	for i := 0; ; i++ {
+		if env = created(t, fmt.Sprint("o-", i)); unluckiness(env.EventID) < 0.5 {
+			break
+		}
+	}
+	r.start(t)
+	r.publish(t, env)
+	first := r.deadLetters(t, 1)
+	r.publish(t, env) // the same message again, not replayed
+	second := r.deadLetters(t, 1)
+	if first[0].MessageId != env.EventID.String() || second[0].MessageId != env.EventID.String() {
+		t.Fatalf("dead letters %s and %s, want %s twice", first[0].MessageId, second[0].MessageId, env.EventID)
+	}
+	if n := len(r.logged(t)); n != 0 {
+		t.Errorf("%d events logged, want none before a replay", n)
+	}
+	r.replay(t, second[0])
+	testenv.WaitFor(t, 30*time.Second, "the replayed event to be logged", func() bool { return r.logged(t)[env.EventID] == 1 })
+	r.noMoreDeadLetters(t)
+}
+
 // xDeath returns the reason and queue of a dead letter's latest death.
 func xDeath(d amqp.Delivery) (reason, queue string) {
 	deaths, _ := d.Headers["x-death"].([]any)

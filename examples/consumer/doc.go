@@ -24,10 +24,11 @@
 // on their first delivery, to show dead letters and replay end to end: an
 // event is unlucky when the first 8 bytes of the SHA-256 of its event id's
 // 16 bytes, as a big-endian uint64 divided by 2^64, are below
-// REJECT_FRACTION. The first delivery of an unlucky event records its id in
-// fulfilment_rejections and is dead-lettered at once; once replayed from
-// the dead-letter store (admin API), it is handled normally. See
-// failures.go.
+// REJECT_FRACTION. An unlucky event is dead-lettered at once (and its id
+// recorded in fulfilment_rejections) until it comes back replayed from the
+// dead-letter store (admin API), with the x-replay-count header, which the
+// handler reads from amqpconsumer.DeliveryFrom: then it is handled
+// normally. See failures.go.
 //
 // # HTTP
 //

@@ -15,26 +15,27 @@ import (
 
 	"github.com/firstunicorn/messagekit-go/pkg/contracts"
 	"github.com/firstunicorn/messagekit-go/pkg/dedup"
+	"github.com/firstunicorn/messagekit-go/pkg/dedup/amqpconsumer"
 )
 
-// simulatedFailures makes a deterministic fraction of events fail once
-// (REJECT_FRACTION), to demonstrate dead letters and their replay. It is a
-// demo device: a real service has no use for it.
+// simulatedFailures makes a deterministic fraction of events fail on first
+// delivery (REJECT_FRACTION), to demonstrate dead letters and their replay.
+// It is a demo device: a real service has no use for it.
 //
 // An event is unlucky when unluckiness(eventId) < REJECT_FRACTION (see
-// [unluckiness]), the same in every replica and after restarts. The first
-// time an unlucky event arrives, its id is committed to
-// fulfilment_rejections and the handler fails with a dedup.Permanent error:
-// amqpconsumer rejects the message without requeue at once (permanent
-// errors are not retried), so RabbitMQ dead-letters it to AMQP_DLX, where
-// the dlq-bookkeeper stores it. When the event arrives again, replayed
-// through the admin API, its id is in fulfilment_rejections and it is
-// handled normally: the bug has been fixed since.
+// [unluckiness]), the same in every replica and after restarts. An unlucky
+// event fails with a dedup.Permanent error unless its delivery is a replay
+// (it carries the x-replay-count header the admin API adds, read with
+// amqpconsumer.DeliveryFrom): amqpconsumer rejects the message without
+// requeue at once (permanent errors are not retried), so RabbitMQ
+// dead-letters it to AMQP_DLX, where the dlq-bookkeeper stores it. Replayed,
+// it is handled normally: the bug has been fixed since. A redelivery that is
+// not a replay (after a lost connection, say) fails again, so every unlucky
+// event is dead-lettered before it is handled.
 //
-// The rejection is recorded on the pool, outside the dedup transaction, so
-// that it survives the rollback that the failure causes. (Should the
-// connection to RabbitMQ die between that record and the reject, the
-// redelivery passes for a replay: the event is handled, not dead-lettered.)
+// Each rejection is also recorded in fulfilment_rejections, on the pool and
+// outside the dedup transaction so that it survives the rollback the
+// failure causes; the demo's summary counts them.
 type simulatedFailures struct {
 	next     dedup.Handler
 	pool     *pgxpool.Pool
@@ -55,31 +56,38 @@ func newSimulatedFailures(next dedup.Handler, pool *pgxpool.Pool, fraction float
 }
 
 // HandleEvent handles one event alone: the only place a rejection is
-// decided.
+// decided, since only here is the delivery (and so its headers) at hand.
 func (s *simulatedFailures) HandleEvent(ctx context.Context, tx pgx.Tx, env contracts.Envelope) error {
-	if !s.unlucky(env.EventID) {
+	if !s.unlucky(env.EventID) || replayed(ctx) {
 		return s.next.HandleEvent(ctx, tx, env)
 	}
-	tag, err := s.pool.Exec(ctx, "INSERT INTO fulfilment_rejections (event_id) VALUES ($1) ON CONFLICT DO NOTHING", env.EventID)
+	_, err := s.pool.Exec(ctx, "INSERT INTO fulfilment_rejections (event_id) VALUES ($1) ON CONFLICT DO NOTHING", env.EventID)
 	if err != nil {
 		return fmt.Errorf("record rejection of %s: %w", env.EventID, err) // transient: retried
 	}
-	if tag.RowsAffected() == 0 { // rejected before: this is the replay
-		return s.next.HandleEvent(ctx, tx, env)
-	}
 	s.rejected.Inc()
 	return dedup.Permanent(fmt.Errorf("simulated failure of event %s (REJECT_FRACTION=%g)", env.EventID, s.fraction))
+}
+
+// replayed reports whether the delivery being handled was replayed from
+// the dead-letter store.
+func replayed(ctx context.Context) bool {
+	d, ok := amqpconsumer.DeliveryFrom(ctx)
+	if !ok {
+		return false
+	}
+	_, ok = d.Headers[contracts.AMQPHeaderReplayCount]
+	return ok
 }
 
 // errUnluckyInBatch fails a batch that holds an unlucky event.
 var errUnluckyInBatch = errors.New("an unlucky event in the batch: handling its events one by one")
 
 // HandleEvents handles the new events of a batch in one transaction
-// (dedup.BatchHandler). A batch that fails is rolled back and handled
-// again one event at a time with HandleEvent, so an unlucky event must not
-// be recorded here: its second call would take it for a replay, and it
-// would be handled without ever being dead-lettered. So the batch fails
-// before anything is written, and HandleEvent decides.
+// (dedup.BatchHandler). It does not see the deliveries, so it can not tell
+// a replay: a batch that holds an unlucky event fails before anything is
+// written, and dedup handles its events again one at a time with
+// HandleEvent, which decides.
 func (s *simulatedFailures) HandleEvents(ctx context.Context, tx pgx.Tx, envs []contracts.Envelope) error {
 	for _, env := range envs {
 		if s.unlucky(env.EventID) {
