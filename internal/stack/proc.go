@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,13 +66,46 @@ func (p *Proc) Start() error {
 		_ = log.Close()
 		p.mu.Lock()
 		p.exitErr = err
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss*1024 > p.peakRSS {
-			p.peakRSS = ru.Maxrss * 1024 // Linux reports KiB
-		}
 		p.mu.Unlock()
 		close(done)
 	}()
+	go p.sampleRSS(cmd.Process.Pid, done)
 	return nil
+}
+
+// sampleRSS keeps peakRSS up to date from the kernel's high-water mark of
+// the run's resident set (VmHWM), every half second and at the end. The
+// rusage of the exited child is no use: its ru_maxrss counts the parent's
+// memory too, as the child shared it between fork and exec.
+func (p *Proc) sampleRSS(pid int, done <-chan struct{}) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		p.noteRSS(pid)
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *Proc) noteRSS(pid int) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return // gone, or not Linux
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err == nil {
+				p.mu.Lock()
+				p.peakRSS = max(p.peakRSS, kib*1024)
+				p.mu.Unlock()
+			}
+			return
+		}
+	}
 }
 
 // Done is closed when the current run has exited.
@@ -96,7 +130,8 @@ func (p *Proc) ExitErr() error {
 	return p.exitErr
 }
 
-// PeakRSS is the largest resident set size of the finished runs, in bytes.
+// PeakRSS is the largest resident set size of the runs so far, in bytes,
+// as last sampled (every half second, and before each signal).
 func (p *Proc) PeakRSS() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -140,6 +175,7 @@ func (p *Proc) signal(sig syscall.Signal, limit time.Duration) (time.Duration, e
 	}
 	start := time.Now()
 	if !isClosed(done) {
+		p.noteRSS(cmd.Process.Pid) // its last high-water mark
 		_ = cmd.Process.Signal(sig)
 	}
 	select {
