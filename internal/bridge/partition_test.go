@@ -375,7 +375,11 @@ func (f *fakePauser) Resume(m map[string][]int32) { f.calls = append(f.calls, fm
 func TestProcessBreakerPausesAndResumes(t *testing.T) {
 	store := &memStore{keys: map[uuid.UUID]bool{}, fail: 7}
 	p := testPartition(t, store, &fakePublisher{ack: func(int64, int) bool { return true }, attempts: map[int64]int{}}, &fakeDLQ{})
-	p.b.cfg.BreakerTimeout = 20 * time.Millisecond
+	// Far above the backoff before the fifth failure (16 ms), so that the
+	// attempt after it finds the breaker still open however slow the
+	// machine; at 20 ms a slow sleep let the breaker half-open first, and
+	// the partition never paused.
+	p.b.cfg.BreakerTimeout = 200 * time.Millisecond
 	p.b.breaker = newBreaker(&p.b.cfg, p.b.metrics, p.b.log)
 	pz := &fakePauser{}
 	p.pause, p.topic, p.part = pz, "events", 3
