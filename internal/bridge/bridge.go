@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"reflect"
 	"strconv"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/time/rate"
 
 	"github.com/firstunicorn/messagekit-go/pkg/contracts"
@@ -40,8 +42,11 @@ type Bridge struct {
 	decoder contracts.Decoder
 	metrics *metrics
 	tracer  trace.Tracer
-	log     *slog.Logger
-	running atomic.Bool
+	// recordSpans is false under the no-op TracerProvider (tracing off).
+	recordSpans bool
+	spanName    string
+	log         *slog.Logger
+	running     atomic.Bool
 	// breaker guards the dedup store calls of all partitions.
 	breaker *gobreaker.CircuitBreaker[struct{}]
 	// limiter, when MaxRate is set, is shared by all partitions.
@@ -83,9 +88,12 @@ func New(cfg Config) (*Bridge, error) {
 		decoder:    contracts.Decoder{MaxBytes: cfg.MaxRecordBytes},
 		log:        log,
 		tracer:     cfg.TracerProvider.Tracer(tracerName),
+		spanName:   cfg.Exchange + " publish",
 		unroutable: make(map[string]time.Time),
 		breaker:    newBreaker(&cfg, m, log),
 	}
+	_, off := cfg.TracerProvider.(noop.TracerProvider)
+	b.recordSpans = !off
 	if cfg.MaxRate > 0 {
 		// A tenth of a second's worth of burst: WaitN takes at most that
 		// many records at once, so a batch is spread over time.
@@ -94,11 +102,23 @@ func New(cfg Config) (*Bridge, error) {
 	return b, nil
 }
 
-// dial opens a connection to RabbitMQ named cfg.ConnectionName.
+// amqpDialTimeout bounds the TCP connect and the AMQP (and TLS) handshake,
+// as amqp091's default dialer does.
+const amqpDialTimeout = 30 * time.Second
+
+// dial opens a connection to RabbitMQ named cfg.ConnectionName, its writes
+// coalesced (see coalescingConn).
 func (b *Bridge) dial() (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(b.cfg.ConnectionName)
-	return amqp.DialConfig(b.cfg.AMQPURL, amqp.Config{Properties: props})
+	tcp := amqp.DefaultDial(amqpDialTimeout)
+	return amqp.DialConfig(b.cfg.AMQPURL, amqp.Config{Properties: props, Dial: func(network, addr string) (net.Conn, error) {
+		c, err := tcp(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return newCoalescingConn(c), nil
+	}})
 }
 
 // Run bridges until ctx ends, then stops fetching, finishes the batches in
