@@ -83,6 +83,8 @@ type partition struct {
 	pause pauser
 	topic string
 	part  int32
+	// recs is the records buffer of process, kept between batches.
+	recs []record
 }
 
 // process handles one batch and returns how many of its leading records are
@@ -92,10 +94,14 @@ type partition struct {
 func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessage) int {
 	cfg, m := &p.b.cfg, p.b.metrics
 	m.batchSize.Observe(float64(len(batch)))
-	recs := make([]record, len(batch))
+	// A batch is one claim's: one topic.
+	m.consumed.WithLabelValues(batch[0].Topic).Add(float64(len(batch)))
+	if cap(p.recs) < len(batch) {
+		p.recs = make([]record, len(batch))
+	}
+	recs := p.recs[:len(batch)]
 	for i, msg := range batch {
-		m.consumed.WithLabelValues(msg.Topic).Inc()
-		recs[i] = p.b.classify(msg)
+		recs[i] = p.b.classify(msg) // every field, nothing of the last batch stays
 	}
 
 	// One dedup round trip; a key repeated within the batch is a duplicate
@@ -212,23 +218,26 @@ func (p *partition) publishRound(recs []record, attempt int) error {
 	}
 	ctx := context.Background()
 	start := time.Now()
-	var waits []confirmation
-	var idx []int
-	// spans[i] is the span of recs[i]'s publish in this round, ended with
-	// its outcome when the round is over.
-	spans := make(map[int]trace.Span)
-	settled := make(map[int]bool) // acked or nacked
-	var failed error              // the channel failed: the unconfirmed records keep want
+	waits := make([]confirmation, 0, len(recs))
+	idx := make([]int, 0, len(recs))
+	// spans[j] is the span of recs[started[j]]'s publish in this round,
+	// ended with its outcome when the round is over; the first settled of
+	// them were acked or nacked (confirms are taken in publish order).
+	started := make([]int, 0, len(recs))
+	spans := make([]trace.Span, 0, len(recs))
+	settled := 0
+	var failed error // the channel failed: the unconfirmed records keep want
 	defer func() {
-		for i, span := range spans {
+		for j, span := range spans {
+			r := &recs[started[j]]
 			var err error
 			switch {
-			case !settled[i]:
+			case j >= settled:
 				err = failed
-			case recs[i].outcome == nacked:
-				err = &NackError{Exchange: cfg.Exchange, RoutingKey: recs[i].routingKey, Attempts: recs[i].attempts}
-			case recs[i].outcome == deadLetter:
-				err = recs[i].err
+			case r.outcome == nacked:
+				err = &NackError{Exchange: cfg.Exchange, RoutingKey: r.routingKey, Attempts: r.attempts}
+			case r.outcome == deadLetter:
+				err = r.err
 			}
 			endSpan(span, err)
 		}
@@ -239,7 +248,7 @@ func (p *partition) publishRound(recs []record, attempt int) error {
 			continue
 		}
 		sctx, span := p.b.startSpan(r)
-		spans[i] = span
+		started, spans = append(started, i), append(spans, span)
 		c, err := p.pub.Publish(ctx, cfg.Exchange, r.routingKey, p.b.publishing(sctx, r))
 		if err != nil {
 			failed = fmt.Errorf("bridge: publish %s (%s/%d@%d): %w", r.env.EventID, r.msg.Topic, r.msg.Partition, r.msg.Offset, err)
@@ -266,7 +275,7 @@ func (p *partition) publishRound(recs []record, attempt int) error {
 			idx = idx[:j]
 			break
 		}
-		settled[idx[j]] = true
+		settled++
 		if ack {
 			recs[idx[j]].outcome = published
 		} else {
@@ -276,35 +285,39 @@ func (p *partition) publishRound(recs []record, attempt int) error {
 	now := time.Now()
 	m.latency.Observe(now.Sub(start).Seconds())
 	// A basic.return precedes its ack, so every return is in by now.
-	byOffset := make(map[int64]int, len(idx))
-	for _, i := range idx {
-		byOffset[recs[i].msg.Offset] = i
+	if returned := p.pub.Returned(); len(returned) > 0 {
+		byOffset := make(map[int64]int, len(idx))
+		for _, i := range idx {
+			byOffset[recs[i].msg.Offset] = i
+		}
+		for _, ret := range returned {
+			off, ok := ret.Headers[contracts.AMQPHeaderKafkaOffset].(int64)
+			i, found := byOffset[off]
+			if !ok || !found {
+				continue // not this round's
+			}
+			r := &recs[i]
+			if cfg.Unroutable == UnroutableDLQ {
+				r.outcome, r.stage = deadLetter, contracts.StageAMQPUnroutable
+				r.err = &UnroutableError{Exchange: ret.Exchange, RoutingKey: ret.RoutingKey, ReplyCode: ret.ReplyCode, ReplyText: ret.ReplyText}
+				continue
+			}
+			r.outcome = dropped
+			m.unroutable.WithLabelValues(ret.RoutingKey).Inc()
+			if p.b.shouldLogUnroutable(ret.RoutingKey, now) {
+				p.log.Warn("dropped unroutable message (logged once a minute per routing key)", "routing_key", ret.RoutingKey,
+					"topic", r.msg.Topic, "partition", r.msg.Partition, "offset", r.msg.Offset, "event_id", r.env.EventID)
+			}
+		}
 	}
-	for _, ret := range p.pub.Returned() {
-		off, ok := ret.Headers[contracts.AMQPHeaderKafkaOffset].(int64)
-		i, found := byOffset[off]
-		if !ok || !found {
-			continue // not this round's
-		}
-		r := &recs[i]
-		if cfg.Unroutable == UnroutableDLQ {
-			r.outcome, r.stage = deadLetter, contracts.StageAMQPUnroutable
-			r.err = &UnroutableError{Exchange: ret.Exchange, RoutingKey: ret.RoutingKey, ReplyCode: ret.ReplyCode, ReplyText: ret.ReplyText}
-			continue
-		}
-		r.outcome = dropped
-		m.unroutable.WithLabelValues(ret.RoutingKey).Inc()
-		if p.b.shouldLogUnroutable(ret.RoutingKey, now) {
-			p.log.Warn("dropped unroutable message (logged once a minute per routing key)", "routing_key", ret.RoutingKey,
-				"topic", r.msg.Topic, "partition", r.msg.Partition, "offset", r.msg.Offset, "event_id", r.env.EventID)
-		}
-	}
+	confirmed := 0
 	for _, i := range idx {
 		if r := &recs[i]; r.outcome == published {
-			m.published.Inc()
+			confirmed++
 			m.lag.Observe(now.Sub(r.env.OccurredAt).Seconds())
 		}
 	}
+	m.published.Add(float64(confirmed))
 	return failed
 }
 

@@ -34,6 +34,11 @@ const (
 func (b *Bridge) startSpan(r *record) (context.Context, trace.Span) {
 	msg := r.msg
 	parent := b.cfg.Propagator.Extract(context.Background(), kafkaCarrier(msg.Headers))
+	if !b.recordSpans {
+		// A no-op provider passes the parent's context on and drops the
+		// rest: building ten attributes per record would be wasted.
+		return b.tracer.Start(parent, b.spanName, trace.WithSpanKind(trace.SpanKindConsumer))
+	}
 	attrs := []attribute.KeyValue{
 		attrSystem.String("rabbitmq"),
 		attrOperationName.String("publish"),
@@ -49,7 +54,7 @@ func (b *Bridge) startSpan(r *record) (context.Context, trace.Span) {
 	if r.env.CorrelationID != "" {
 		attrs = append(attrs, attrConversationID.String(r.env.CorrelationID))
 	}
-	return b.tracer.Start(parent, b.cfg.Exchange+" publish",
+	return b.tracer.Start(parent, b.spanName,
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
 }
 
