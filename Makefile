@@ -13,9 +13,10 @@ TESTFLAGS     ?=
 # the machine is loaded (golang/go#75804, fixed in Go 1.27).
 FUZZTIME      ?= 50000x
 BENCHTIME     ?= 1s
+LOADFLAGS     ?= -modes throughput,rate -rounds 2
 DATABASE_URL  ?= postgres://localhost:5432/messagekit
 
-.PHONY: help build test test-short lint lint-dockerfile bench demo migrate fuzz tidy clean
+.PHONY: help build test test-short lint lint-dockerfile bench load demo migrate fuzz tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -47,6 +48,9 @@ $(TOOLS)/staticcheck:
 
 bench: ## Go benchmarks (figures are ratios within one run: this machine is shared)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+load: ## the bridge as its own process: throughput vs the RabbitMQ ceiling, CPU/record, latency at 5k/s, RSS (LOADFLAGS)
+	$(GO) run ./test/load $(LOADFLAGS)
 
 demo: build ## run the pipeline locally: embedded Kafka, migrations, the binaries, the example producer and consumer
 	$(GO) run ./examples/demo -bin $(BIN)
