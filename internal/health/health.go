@@ -231,11 +231,13 @@ func (h *Handler) evaluate(checks []*entry) Report {
 		}
 		pending[e.name] = true
 		go func() {
-			defer e.busy.Store(false)
 			ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 			defer cancel()
 			start := time.Now()
 			err := e.checker.Check(ctx)
+			// Free before reporting: the next evaluation may begin as soon
+			// as this one has its results, and must not find it busy.
+			e.busy.Store(false)
 			res := Result{Status: StatusUp, LatencyMS: time.Since(start).Milliseconds()}
 			if err != nil {
 				res.Status, res.Error = StatusDown, err.Error()

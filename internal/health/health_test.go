@@ -292,3 +292,20 @@ func TestCloseClosesCheckers(t *testing.T) {
 		t.Fatalf("Close() = %v, closed=%v", err, c.closed)
 	}
 }
+
+// Pins that an evaluation which has returned leaves its checks free: a
+// probe right after another found a fast check "busy" when the check's
+// goroutine marked itself free only after reporting (CI caught it once).
+func TestBackToBackProbesFindChecksFree(t *testing.T) {
+	h, _ := newHandler(t, 2*time.Second)
+	h.Add("dep", health.CheckFunc(up))
+	for i := range 5000 {
+		rep, err := h.Check(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Status != health.StatusReady {
+			t.Fatalf("probe %d: %+v", i, rep)
+		}
+	}
+}
