@@ -58,7 +58,7 @@ demo: build ## run the pipeline locally: embedded Kafka, migrations, the binarie
 migrate: build ## apply the schema to DATABASE_URL
 	DATABASE_URL=$(DATABASE_URL) $(BIN)/admin-api migrate
 
-FUZZ_TARGETS  := FuzzDecode:./pkg/contracts FuzzParse:./internal/bookkeeper/amqpdlq FuzzParse:./internal/bookkeeper/kafkadlq
+FUZZ_TARGETS  := FuzzDecode:./pkg/contracts FuzzDecodeDifferential:./pkg/contracts FuzzParse:./internal/bookkeeper/amqpdlq FuzzParse:./internal/bookkeeper/kafkadlq
 
 fuzz: ## run each fuzz target for FUZZTIME (executions, e.g. 50000x)
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -2,6 +2,7 @@ package contracts
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -21,7 +22,8 @@ const (
 )
 
 // Decoder decodes envelopes under resource limits. The zero value uses the
-// defaults. A Decoder is a plain value, safe for concurrent use.
+// defaults and copies data and metadata. A Decoder is a plain value, safe
+// for concurrent use.
 type Decoder struct {
 	// MaxBytes is the largest input accepted; zero or negative means
 	// [DefaultMaxBytes].
@@ -30,6 +32,13 @@ type Decoder struct {
 	// envelope object counting as level 1; zero or negative means
 	// [DefaultMaxDepth].
 	MaxDepth int
+	// Alias makes Decode return Data and Metadata as sub-slices of its input
+	// instead of copies, which saves copying them when the caller keeps the
+	// input anyway, e.g. to forward it unchanged. The caller must then not
+	// modify the input while it uses Data or Metadata; appending to them
+	// does not write into the input. Absent or null data and metadata are
+	// still a fresh {}. False (the default) copies.
+	Alias bool
 }
 
 // Decode decodes b with the default limits; see [Decoder.Decode].
@@ -39,8 +48,9 @@ func Decode(b []byte) (Envelope, error) { return Decoder{}.Decode(b) }
 // snake_case keys (both spellings of one field must then agree), ignores
 // unknown top-level keys, fills dataVersion with [DefaultDataVersion] and
 // data and metadata with {} when they are absent or null, normalises
-// occurredAt to UTC truncated to microseconds, and copies data and metadata
-// out of b verbatim, so b may be reused afterwards. The result passes
+// occurredAt to UTC truncated to microseconds, and keeps data and metadata
+// verbatim: copied out of b, so b may be reused afterwards, unless
+// [Decoder.Alias] is set, in which case they point into b. The result passes
 // [Envelope.Validate].
 //
 // It returns a [*DecodeError] when b is longer than MaxBytes (wrapping
@@ -65,6 +75,26 @@ func (d Decoder) Decode(b []byte) (Envelope, error) {
 			Err:    ErrTooLarge,
 		}
 	}
+	// One pass over valid input; anything else takes the slow path, whose
+	// only job is to describe what is wrong.
+	if i := skipSpace(b, 0); i < len(b) && b[i] == '{' {
+		var raws rawFields
+		if dup, ok := raws.scan(b, i, maxDepth); ok {
+			if dup != nil {
+				return Envelope{}, dup
+			}
+			return raws.envelope(d.Alias)
+		}
+	}
+	return decodeSlow(b, maxDepth, d.Alias)
+}
+
+// decodeSlow decodes b the way Decode did before it had a scanner: depth
+// first, then json.Valid, which fixes which error invalid input gets. It is
+// reached only for input the scanner rejects, so for valid JSON objects
+// within the depth limit it never runs; it still decodes them, so that a
+// scanner bug would cost speed rather than reject a good envelope.
+func decodeSlow(b []byte, maxDepth int, alias bool) (Envelope, error) {
 	// Checked before json.Valid, whose own limit is 10000 levels.
 	if tooDeep(b, maxDepth) {
 		return Envelope{}, &DecodeError{Reason: fmt.Sprintf("nested deeper than %d levels", maxDepth)}
@@ -85,7 +115,7 @@ func (d Decoder) Decode(b []byte) (Envelope, error) {
 	if err != nil {
 		return Envelope{}, err
 	}
-	return raws.envelope()
+	return raws.envelope(alias)
 }
 
 // tooDeep reports whether b nests objects and arrays deeper than max. It
@@ -141,24 +171,84 @@ var fieldNames = [numFields][2]string{
 
 type fieldKey struct{ field, spelling int }
 
-var fieldIndex = func() map[string]fieldKey {
-	m := make(map[string]fieldKey, 2*numFields)
-	for f, names := range fieldNames {
-		for sp, name := range names {
-			if name != "" {
-				m[name] = fieldKey{f, sp}
-			}
+// fieldOf returns the field and spelling of a top-level key name. A switch
+// rather than a map: it runs for every key of every envelope. TestFieldOf
+// pins it to fieldNames.
+func fieldOf(name []byte) (fieldKey, bool) {
+	switch string(name) {
+	case "eventId":
+		return fieldKey{fEventID, 0}, true
+	case "event_id":
+		return fieldKey{fEventID, 1}, true
+	case "eventType":
+		return fieldKey{fEventType, 0}, true
+	case "event_type":
+		return fieldKey{fEventType, 1}, true
+	case "aggregateId":
+		return fieldKey{fAggregateID, 0}, true
+	case "aggregate_id":
+		return fieldKey{fAggregateID, 1}, true
+	case "occurredAt":
+		return fieldKey{fOccurredAt, 0}, true
+	case "occurred_at":
+		return fieldKey{fOccurredAt, 1}, true
+	case "source":
+		return fieldKey{fSource, 0}, true
+	case "dataVersion":
+		return fieldKey{fDataVersion, 0}, true
+	case "data_version":
+		return fieldKey{fDataVersion, 1}, true
+	case "correlationId":
+		return fieldKey{fCorrelationID, 0}, true
+	case "correlation_id":
+		return fieldKey{fCorrelationID, 1}, true
+	case "causationId":
+		return fieldKey{fCausationID, 0}, true
+	case "causation_id":
+		return fieldKey{fCausationID, 1}, true
+	case "metadata":
+		return fieldKey{fMetadata, 0}, true
+	case "data":
+		return fieldKey{fData, 0}, true
+	}
+	return fieldKey{}, false
+}
+
+// keyOf returns the field and spelling of the top-level key written as the
+// JSON string quoted, escapes resolved (event\u005fid is event_id).
+func keyOf(quoted []byte) (fieldKey, bool) {
+	raw := quoted[1 : len(quoted)-1]
+	k, ok := fieldOf(raw)
+	if !ok && bytes.IndexByte(raw, '\\') >= 0 {
+		var s string
+		if json.Unmarshal(quoted, &s) == nil {
+			k, ok = fieldOf([]byte(s))
 		}
 	}
-	return m
-}()
+	return k, ok
+}
 
 // rawFields holds the raw JSON value of each known key, by field and
 // spelling, sliced from the input; nil when absent.
 type rawFields [numFields][2][]byte
 
+// set records the value of the top-level key written as the JSON string
+// quoted, or returns the error for a duplicated known key.
+func (r *rawFields) set(quoted, value []byte) *ValidationError {
+	k, ok := keyOf(quoted)
+	if !ok {
+		return nil
+	}
+	if r[k.field][k.spelling] != nil {
+		name := fieldNames[k.field][k.spelling]
+		return invalid(fieldNames[k.field][0], "duplicate key %q", name)
+	}
+	r[k.field][k.spelling] = value
+	return nil
+}
+
 // splitObject collects the known top-level keys of the object starting at
-// b[i]. b must be valid JSON.
+// b[i], for the slow path. b must be valid JSON.
 func splitObject(b []byte, i int) (*rawFields, error) {
 	var raws rawFields
 	malformed := &DecodeError{Reason: "malformed object"} // unreachable for valid JSON
@@ -171,14 +261,7 @@ func splitObject(b []byte, i int) (*rawFields, error) {
 		if end > len(b) {
 			return nil, malformed
 		}
-		rawKey := b[i+1 : end-1]
-		key, ok := fieldIndex[string(rawKey)]
-		if !ok && bytes.IndexByte(rawKey, '\\') >= 0 {
-			var s string
-			if json.Unmarshal(b[i:end], &s) == nil {
-				key, ok = fieldIndex[s]
-			}
-		}
+		key := b[i:end]
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
 			return nil, malformed
@@ -188,12 +271,8 @@ func splitObject(b []byte, i int) (*rawFields, error) {
 		if vend > len(b) || vend <= i {
 			return nil, malformed
 		}
-		if ok {
-			if raws[key.field][key.spelling] != nil {
-				name := fieldNames[key.field][key.spelling]
-				return nil, invalid(fieldNames[key.field][0], "duplicate key %q", name)
-			}
-			raws[key.field][key.spelling] = b[i:vend]
+		if err := raws.set(key, b[i:vend]); err != nil {
+			return nil, err
 		}
 		i = skipSpace(b, vend)
 		if i < len(b) && b[i] == ',' {
@@ -280,64 +359,133 @@ func jsonKind(c byte) string {
 }
 
 // envelope parses the collected fields in contract order and validates the
-// result, returning the first error.
-func (r *rawFields) envelope() (Envelope, error) {
+// result, returning the first error. With alias, data and metadata are
+// sub-slices of the input.
+func (r *rawFields) envelope(alias bool) (Envelope, error) {
+	var t fieldTexts
+	r.texts(&t)
 	var e Envelope
 	var ok bool
 	var err *ValidationError
-	if e.EventID, ok, err = pick(r, fEventID, parseUUID); err != nil {
+	if e.EventID, ok, err = pick(r, &t, fEventID, parseUUID); err != nil {
 		return Envelope{}, err
 	} else if !ok {
 		return Envelope{}, invalid("eventId", "required")
 	}
-	if e.EventType, ok, err = pick(r, fEventType, parseString); err != nil {
+	if e.EventType, ok, err = pick(r, &t, fEventType, parseText); err != nil {
 		return Envelope{}, err
 	} else if !ok {
 		return Envelope{}, invalid("eventType", "required")
 	}
-	if e.AggregateID, ok, err = pick(r, fAggregateID, parseString); err != nil {
+	if e.AggregateID, ok, err = pick(r, &t, fAggregateID, parseText); err != nil {
 		return Envelope{}, err
 	} else if !ok {
 		return Envelope{}, invalid("aggregateId", "required")
 	}
-	if e.OccurredAt, ok, err = pick(r, fOccurredAt, parseTime); err != nil {
+	if e.OccurredAt, ok, err = pick(r, &t, fOccurredAt, parseTime); err != nil {
 		return Envelope{}, err
 	} else if !ok {
 		return Envelope{}, invalid("occurredAt", "required")
 	}
-	if e.Source, ok, err = pick(r, fSource, parseString); err != nil {
+	if e.Source, ok, err = pick(r, &t, fSource, parseText); err != nil {
 		return Envelope{}, err
 	} else if !ok {
 		return Envelope{}, invalid("source", "required")
 	}
-	if e.DataVersion, _, err = pick(r, fDataVersion, parseString); err != nil {
+	if e.DataVersion, _, err = pick(r, &t, fDataVersion, parseText); err != nil {
 		return Envelope{}, err
 	}
 	if e.DataVersion == "" {
 		e.DataVersion = DefaultDataVersion
 	}
-	if e.CorrelationID, _, err = pick(r, fCorrelationID, parseString); err != nil {
+	if e.CorrelationID, _, err = pick(r, &t, fCorrelationID, parseText); err != nil {
 		return Envelope{}, err
 	}
-	if e.CausationID, _, err = pick(r, fCausationID, parseString); err != nil {
+	if e.CausationID, _, err = pick(r, &t, fCausationID, parseText); err != nil {
 		return Envelope{}, err
 	}
-	if e.Metadata, err = parseObject("metadata", r[fMetadata][0]); err != nil {
+	meta, err := objectValue("metadata", r[fMetadata][0])
+	if err != nil {
 		return Envelope{}, err
 	}
-	if e.Data, err = parseObject("data", r[fData][0]); err != nil {
+	data, err := objectValue("data", r[fData][0])
+	if err != nil {
 		return Envelope{}, err
 	}
 	if err := e.validateFields(); err != nil {
 		return Envelope{}, err
 	}
+	e.Metadata, e.Data = objects(meta, data, alias)
 	return e, nil
 }
+
+// fieldTexts holds the values of the plain string fields, without escapes
+// and valid UTF-8, copied in advance into one allocation rather than one
+// each. It covers the fields kept as strings, by field and spelling;
+// eventId and occurredAt are parsed from their bytes instead.
+type fieldTexts struct {
+	s     [fMetadata][2]string
+	plain [fMetadata][2]bool
+}
+
+// textFields are the fields fieldTexts holds.
+var textFields = [...]int{fEventType, fAggregateID, fSource, fDataVersion, fCorrelationID, fCausationID}
+
+func (r *rawFields) texts(t *fieldTexts) {
+	var inners [len(textFields) * 2][]byte // by field and spelling
+	for k := range inners {
+		raw := r[textFields[k/2]][k%2]
+		if len(raw) >= 2 && raw[0] == '"' && plainString(raw[1:len(raw)-1]) {
+			inners[k] = raw[1 : len(raw)-1]
+		}
+	}
+	var stack [256]byte // where the copies are gathered, when they fit
+	buf := stack[:0]
+	for _, in := range inners[:] {
+		buf = append(buf, in...)
+	}
+	all := string(buf)
+	for k, in := range inners[:] {
+		if in != nil {
+			f, sp := textFields[k/2], k%2
+			t.s[f][sp], t.plain[f][sp], all = all[:len(in)], true, all[len(in):]
+		}
+	}
+}
+
+// plainString reports whether inner, the bytes between the quotes of a
+// valid JSON string, is the string's value: no escapes and valid UTF-8.
+func plainString(inner []byte) bool {
+	// ASCII without backslashes, eight bytes at a time; anything else is
+	// rare and checked exactly.
+	i := 0
+	for ; len(inner)-i >= 8; i += 8 {
+		v := binary.LittleEndian.Uint64(inner[i:])
+		bs := v ^ (lanes01 * '\\')
+		if ((bs-lanes01)&^bs|v)&lanes80 != 0 {
+			return plainStringSlow(inner)
+		}
+	}
+	for ; i < len(inner); i++ {
+		if c := inner[i]; c == '\\' || c >= utf8.RuneSelf {
+			return plainStringSlow(inner)
+		}
+	}
+	return true
+}
+
+func plainStringSlow(inner []byte) bool {
+	return bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner)
+}
+
+// A fieldParser parses one spelling of a field from its raw JSON value;
+// text is its value decoded in advance when plain. ok is false for null.
+type fieldParser[T comparable] func(field string, raw []byte, text string, plain bool) (v T, ok bool, err *ValidationError)
 
 // pick parses both spellings of field f and returns the one present; ok is
 // false when neither is present or both are null. Both present with
 // different values is an error.
-func pick[T comparable](r *rawFields, f int, parse func(field string, raw []byte) (T, bool, *ValidationError)) (v T, ok bool, err *ValidationError) {
+func pick[T comparable](r *rawFields, t *fieldTexts, f int, parse fieldParser[T]) (v T, ok bool, err *ValidationError) {
 	name := fieldNames[f][0]
 	var vals [2]T
 	var present [2]bool
@@ -345,7 +493,7 @@ func pick[T comparable](r *rawFields, f int, parse func(field string, raw []byte
 		if raw == nil {
 			continue
 		}
-		if vals[sp], present[sp], err = parse(name, raw); err != nil {
+		if vals[sp], present[sp], err = parse(name, raw, t.s[f][sp], t.plain[f][sp]); err != nil {
 			return v, false, err
 		}
 	}
@@ -358,6 +506,14 @@ func pick[T comparable](r *rawFields, f int, parse func(field string, raw []byte
 	return vals[1], present[1], nil
 }
 
+func parseText(field string, raw []byte, text string, plain bool) (string, bool, *ValidationError) {
+	if plain {
+		return text, true, nil
+	}
+	return parseString(field, raw)
+}
+
+// parseString returns the string raw holds; ok is false for null.
 func parseString(field string, raw []byte) (string, bool, *ValidationError) {
 	switch raw[0] {
 	case 'n':
@@ -367,7 +523,7 @@ func parseString(field string, raw []byte) (string, bool, *ValidationError) {
 		return "", false, invalid(field, "must be a string, got %s", jsonKind(raw[0]))
 	}
 	inner := raw[1 : len(raw)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+	if plainStringSlow(inner) {
 		return string(inner), true, nil
 	}
 	var s string
@@ -377,7 +533,14 @@ func parseString(field string, raw []byte) (string, bool, *ValidationError) {
 	return s, true, nil
 }
 
-func parseUUID(field string, raw []byte) (uuid.UUID, bool, *ValidationError) {
+func parseUUID(field string, raw []byte, _ string, _ bool) (uuid.UUID, bool, *ValidationError) {
+	// A canonical UUID, the common case, is parsed from its bytes: it has
+	// no escapes, so they are its value.
+	if len(raw) == 38 && raw[0] == '"' {
+		if id, err := uuid.ParseBytes(raw[1:37]); err == nil {
+			return id, true, nil
+		}
+	}
 	s, ok, err := parseString(field, raw)
 	if !ok || err != nil {
 		return uuid.Nil, false, err
@@ -396,7 +559,16 @@ func parseUUID(field string, raw []byte) (uuid.UUID, bool, *ValidationError) {
 
 // parseTime reads an RFC 3339 timestamp; the comparable result is already
 // normalised, so equal instants compare equal with ==.
-func parseTime(field string, raw []byte) (time.Time, bool, *ValidationError) {
+func parseTime(field string, raw []byte, _ string, _ bool) (time.Time, bool, *ValidationError) {
+	// Parsed from its bytes first: whatever the RFC 3339 parser accepts is
+	// ASCII without backslashes, so the bytes are the string's value, and
+	// UnmarshalText accepts nothing that time.Parse rejects.
+	if len(raw) >= 2 && raw[0] == '"' {
+		var t time.Time
+		if t.UnmarshalText(raw[1:len(raw)-1]) == nil {
+			return normTime(t), true, nil
+		}
+	}
 	s, ok, err := parseString(field, raw)
 	if !ok || err != nil {
 		return time.Time{}, false, err
@@ -411,14 +583,40 @@ func parseTime(field string, raw []byte) (time.Time, bool, *ValidationError) {
 	return normTime(t), true, nil
 }
 
-// parseObject returns a copy of a JSON object value, or {} when raw is
-// absent or null.
-func parseObject(field string, raw []byte) (json.RawMessage, *ValidationError) {
+// objectValue returns a JSON object value, or nil when raw is absent or
+// null.
+func objectValue(field string, raw []byte) ([]byte, *ValidationError) {
 	if raw == nil || raw[0] == 'n' {
-		return emptyObject(), nil
+		return nil, nil
 	}
 	if raw[0] != '{' {
 		return nil, invalid(field, "must be a JSON object, got %s", jsonKind(raw[0]))
 	}
-	return bytes.Clone(raw), nil
+	return raw, nil
+}
+
+// objects returns metadata and data as the envelope keeps them: {} for
+// nil, and otherwise the input itself with alias, or else copies sharing one
+// allocation. Each result's capacity is its length, so appending to one
+// never writes into the other or into the input.
+func objects(meta, data []byte, alias bool) (json.RawMessage, json.RawMessage) {
+	if alias {
+		return aliasObject(meta), aliasObject(data)
+	}
+	if meta == nil {
+		meta = []byte("{}")
+	}
+	if data == nil {
+		data = []byte("{}")
+	}
+	buf := make([]byte, 0, len(meta)+len(data))
+	buf = append(append(buf, meta...), data...)
+	return buf[:len(meta):len(meta)], buf[len(meta):]
+}
+
+func aliasObject(raw []byte) json.RawMessage {
+	if raw == nil {
+		return emptyObject()
+	}
+	return raw[:len(raw):len(raw)]
 }

@@ -38,7 +38,7 @@ func NewEvent[T any](eventType string) (Event[T], error) {
 }
 
 func checkEventType(eventType string) error {
-	if !eventTypeRE.MatchString(eventType) {
+	if !matchEventType(eventType) {
 		return invalid("eventType", "%s does not match %s", quote(eventType), EventTypePattern)
 	}
 	return nil
