@@ -26,7 +26,9 @@ type Config struct {
 	AMQPConnName string `envconfig:"AMQP_CONNECTION_NAME" default:"messagekit-bridge" desc:"client-provided name of the RabbitMQ connection"`
 
 	BatchSize      int           `envconfig:"BRIDGE_BATCH_SIZE" default:"500" desc:"most records published per partition before waiting for confirms (at least 1)"`
-	BatchWait      time.Duration `envconfig:"BRIDGE_BATCH_WAIT" default:"20ms" desc:"longest wait to fill a batch"`
+	BatchWait      time.Duration `envconfig:"BRIDGE_BATCH_WAIT" default:"0s" desc:"longest wait for more records once the first of a batch arrived while the partition is idle; 0 takes what has been fetched"`
+	FetchMinBytes  int           `envconfig:"BRIDGE_FETCH_MIN_BYTES" default:"65536" desc:"least data a Kafka fetch waits for, up to BRIDGE_FETCH_MAX_WAIT (Kafka's fetch.min.bytes); 1 answers as soon as there is a record"`
+	FetchMaxWait   time.Duration `envconfig:"BRIDGE_FETCH_MAX_WAIT" default:"5ms" desc:"longest a Kafka fetch waits for BRIDGE_FETCH_MIN_BYTES (fetch.max.wait.ms)"`
 	MaxRecordBytes int           `envconfig:"BRIDGE_MAX_RECORD_BYTES" default:"16777216" desc:"larger records are dead-lettered with stage RECORD_TOO_LARGE"`
 	Unroutable     string        `envconfig:"BRIDGE_UNROUTABLE" default:"drop" desc:"what to do with messages RabbitMQ returns as unroutable: drop or dlq"`
 	MaxRate        float64       `envconfig:"BRIDGE_MAX_RATE" default:"0" desc:"most records published per second, all partitions together; 0 means unlimited"`
@@ -42,6 +44,10 @@ func (c *Config) Validate() error {
 		return config.Invalid("BRIDGE_BATCH_SIZE", strconv.Itoa(c.BatchSize), "must be at least 1")
 	case c.BatchWait < 0:
 		return config.Invalid("BRIDGE_BATCH_WAIT", c.BatchWait.String(), "must not be negative")
+	case c.FetchMinBytes < 1:
+		return config.Invalid("BRIDGE_FETCH_MIN_BYTES", strconv.Itoa(c.FetchMinBytes), "must be at least 1")
+	case c.FetchMaxWait < time.Millisecond:
+		return config.Invalid("BRIDGE_FETCH_MAX_WAIT", c.FetchMaxWait.String(), "must be at least 1ms (Kafka counts it in milliseconds)")
 	case c.MaxRecordBytes <= 0:
 		return config.Invalid("BRIDGE_MAX_RECORD_BYTES", strconv.Itoa(c.MaxRecordBytes), "must be positive")
 	case c.Unroutable != "drop" && c.Unroutable != "dlq":

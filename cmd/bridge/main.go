@@ -61,6 +61,8 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 		Store:          bridge.NewPostgresStore(pool),
 		BatchSize:      cfg.BatchSize,
 		BatchWait:      cfg.BatchWait,
+		FetchMinBytes:  cfg.FetchMinBytes,
+		FetchMaxWait:   cfg.FetchMaxWait,
 		MaxRecordBytes: cfg.MaxRecordBytes,
 		Unroutable:     bridge.UnroutablePolicy(cfg.Unroutable),
 		RoutingKey:     cfg.RoutingKey,

@@ -69,7 +69,7 @@ func New(cfg Config) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := saramaConfig(cfg.Sarama)
+	sc := saramaConfig(cfg.Sarama, &cfg)
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("bridge: sarama configuration: %w", err)
 	}
@@ -85,7 +85,9 @@ func New(cfg Config) (*Bridge, error) {
 	b := &Bridge{
 		cfg: cfg, sarama: sc, key: key, metrics: m,
 		// The size check runs first; the decoder's own limit only backs it.
-		decoder:    contracts.Decoder{MaxBytes: cfg.MaxRecordBytes},
+		// The value is republished as it is and data never read, so the
+		// envelope may alias it instead of copying data out.
+		decoder:    contracts.Decoder{MaxBytes: cfg.MaxRecordBytes, Alias: true},
 		log:        log,
 		tracer:     cfg.TracerProvider.Tracer(tracerName),
 		spanName:   cfg.Exchange + " publish",
@@ -334,11 +336,20 @@ func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 // ConsumeClaim bridges one partition, a batch at a time, on an AMQP channel
 // of its own: confirms and returns of one channel then concern this
 // partition only, in order.
+//
+// A delivered batch's dedup keys are recorded in the round trip that looks
+// up the next batch's, when records are waiting: the next batch is then
+// looked up, published and confirmed one round trip sooner, and the store
+// sees one round trip per batch instead of two. The delivered batch is
+// marked only after that round trip, and nothing of the next one is
+// published before it, so no more than one batch is ever published and not
+// recorded.
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	cfg := &h.b.cfg
 	log := h.b.log.With("topic", claim.Topic(), "partition", claim.Partition())
 	p := &partition{
 		b: h.b, dlq: h.producer, log: log, pause: h.group, topic: claim.Topic(), part: claim.Partition(),
-		open: func() (publisher, error) { return h.conns.channel(h.b.cfg.BatchSize) },
+		open: func() (publisher, error) { return h.conns.channel(cfg.BatchSize) },
 	}
 	stop := sess.Context()
 	if !p.reopen(stop) {
@@ -350,27 +361,62 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		}
 	}()
 	// The lag of a revoked partition is its new owner's to report.
-	lag := h.b.metrics.consumerLag.WithLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition())))
-	defer h.b.metrics.consumerLag.DeleteLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition())))
-	batch := make([]*sarama.ConsumerMessage, 0, h.b.cfg.BatchSize)
+	part := strconv.Itoa(int(claim.Partition()))
+	lag := h.b.metrics.consumerLag.WithLabelValues(claim.Topic(), part)
+	defer h.b.metrics.consumerLag.DeleteLabelValues(claim.Topic(), part)
+	mark := func(msg *sarama.ConsumerMessage) {
+		sess.MarkMessage(msg, "")
+		lag.Set(float64(max(0, claim.HighWaterMarkOffset()-(msg.Offset+1))))
+	}
+
+	batch := make([]*sarama.ConsumerMessage, 0, cfg.BatchSize)
+	// last is the last record of the delivered batch whose keys, done, are
+	// still to be recorded; nil when there is none.
+	var last *sarama.ConsumerMessage
+	var done []uuid.UUID
 	for {
 		var open bool
-		batch, open = collect(stop, claim.Messages(), batch[:0], h.b.cfg.BatchSize, h.b.cfg.BatchWait)
-		if len(batch) > 0 {
-			n := p.process(stop, batch)
-			next := batch[0].Offset // the next offset to mark
-			if n > 0 {
-				sess.MarkMessage(batch[n-1], "")
-				next = batch[n-1].Offset + 1
+		if last != nil {
+			batch, open = drain(claim.Messages(), batch[:0], cfg.BatchSize)
+		} else {
+			batch, open = collect(stop, claim.Messages(), batch[:0], cfg.BatchSize, cfg.BatchWait)
+		}
+		if len(batch) == 0 {
+			if last != nil {
+				if !p.record(stop, done) {
+					break
+				}
+				mark(last)
+				last = nil
 			}
-			lag.Set(float64(max(0, claim.HighWaterMarkOffset()-next)))
-			if n < len(batch) {
+			if !open || stop.Err() != nil {
 				break
 			}
+			continue
 		}
+		recs := p.classify(batch)
+		if !p.lookUp(stop, recs, done) {
+			break // neither done recorded nor the batch looked up
+		}
+		if last != nil {
+			mark(last)
+			last = nil
+		}
+		delivered := p.deliver(stop, recs)
+		n, keys := resolvedPrefix(recs)
+		if !delivered {
+			if p.record(stop, keys) && n > 0 {
+				mark(batch[n-1])
+			}
+			break
+		}
+		last, done = batch[len(batch)-1], keys
 		if !open || stop.Err() != nil {
 			break
 		}
+	}
+	if last != nil && p.record(stop, done) {
+		mark(last)
 	}
 	sess.Commit()
 	return nil

@@ -50,8 +50,16 @@ func TestBridgeDeliversEveryEventOnceInOrder(t *testing.T) {
 	}
 	recs := r.produce(evs...)
 	reg := prometheus.NewRegistry()
-	r.start(r.config(reg))
+	cfg := r.config(reg)
+	store := &sharingStore{PostgresStore: bridge.NewPostgresStore(r.db.Pool)}
+	cfg.Store = store
+	r.start(cfg)
 	got := r.waitFor(60*time.Second, "10k deliveries", func(d []amqp.Delivery) bool { return len(d) >= n })
+	// With records waiting, a batch's keys are recorded in the round trip
+	// that looks up the next batch's.
+	if store.shared.Load() == 0 {
+		t.Error("no batch's keys were recorded with the next batch's look-up")
+	}
 
 	byID := make(map[string]int, n)
 	for i, ev := range evs {
@@ -309,6 +317,20 @@ func TestBridgeUnroutable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sharingStore counts the round trips that record a batch's keys and look
+// up the next batch's.
+type sharingStore struct {
+	*bridge.PostgresStore
+	shared atomic.Int64
+}
+
+func (s *sharingStore) RecordAndProcessed(ctx context.Context, consumer string, done, keys []uuid.UUID) ([]bool, error) {
+	if len(done) > 0 && len(keys) > 0 {
+		s.shared.Add(1)
+	}
+	return s.PostgresStore.RecordAndProcessed(ctx, consumer, done, keys)
 }
 
 // crashingStore records keys, then, once armed, reports a failure after

@@ -17,6 +17,10 @@ import (
 
 // Defaults of [Config].
 const (
+	// DefaultFetchMinBytes is the default [Config.FetchMinBytes].
+	DefaultFetchMinBytes = 64 << 10
+	// DefaultFetchMaxWait is the default [Config.FetchMaxWait].
+	DefaultFetchMaxWait = 5 * time.Millisecond
 	// DefaultBatchSize is the default [Config.BatchSize].
 	DefaultBatchSize = 500
 	// DefaultMaxRecordBytes is the default [Config.MaxRecordBytes]: 16 MiB,
@@ -94,11 +98,23 @@ type Config struct {
 	Store Store
 
 	// BatchSize is the most records of one partition published before
-	// waiting for confirms; zero means [DefaultBatchSize].
+	// waiting for confirms, and so the most published and not recorded (a
+	// crash may publish them twice); zero means [DefaultBatchSize].
 	BatchSize int
-	// BatchWait is the longest wait to fill a batch after its first record;
-	// zero means no wait: a batch takes what has been fetched.
+	// BatchWait is the longest wait to fill a batch after its first record
+	// when the partition was idle; zero means no wait: a batch takes what
+	// has been fetched. A busy partition never waits: what arrived while
+	// it worked on a batch is the next one.
 	BatchWait time.Duration
+	// FetchMinBytes is the least data a Kafka fetch waits for, up to
+	// FetchMaxWait (Kafka's fetch.min.bytes and fetch.max.wait.ms): a
+	// partition fetched a few records at a time costs a fetch, a batch and
+	// a publish round per few records. Zero means [DefaultFetchMinBytes];
+	// 1 answers every fetch as soon as there is a record.
+	FetchMinBytes int
+	// FetchMaxWait is the longest a fetch waits for FetchMinBytes; zero
+	// means [DefaultFetchMaxWait].
+	FetchMaxWait time.Duration
 	// MaxRecordBytes: a larger record (key plus value) is dead-lettered with
 	// stage RECORD_TOO_LARGE; zero means [DefaultMaxRecordBytes].
 	MaxRecordBytes int
@@ -165,9 +181,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("bridge: Config.AMQPURL is required")
 	case c.Store == nil:
 		return c, errors.New("bridge: Config.Store is required")
-	case c.BatchSize < 0, c.BatchWait < 0, c.MaxRecordBytes < 0, c.NackAttempts < 0, c.Backoff < 0, c.OperationTimeout < 0,
-		c.BreakerFailures < 0, c.BreakerTimeout < 0:
-		return c, errors.New("bridge: Config.BatchSize, BatchWait, MaxRecordBytes, NackAttempts, Backoff, OperationTimeout, BreakerFailures and BreakerTimeout must not be negative")
+	case c.BatchSize < 0, c.BatchWait < 0, c.FetchMinBytes < 0, c.FetchMaxWait < 0, c.MaxRecordBytes < 0, c.NackAttempts < 0,
+		c.Backoff < 0, c.OperationTimeout < 0, c.BreakerFailures < 0, c.BreakerTimeout < 0:
+		return c, errors.New("bridge: Config.BatchSize, BatchWait, FetchMinBytes, FetchMaxWait, MaxRecordBytes, NackAttempts, Backoff, OperationTimeout, BreakerFailures and BreakerTimeout must not be negative")
 	case c.MaxRate < 0 || math.IsNaN(c.MaxRate) || math.IsInf(c.MaxRate, 0):
 		return c, fmt.Errorf("bridge: Config.MaxRate %v: want a finite number of records per second, 0 for unlimited", c.MaxRate)
 	}
@@ -176,6 +192,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
+	}
+	if c.FetchMinBytes == 0 {
+		c.FetchMinBytes = DefaultFetchMinBytes
+	}
+	if c.FetchMaxWait == 0 {
+		c.FetchMaxWait = DefaultFetchMaxWait
 	}
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = DefaultMaxRecordBytes
@@ -219,7 +241,7 @@ func (c Config) withDefaults() (Config, error) {
 
 // saramaConfig copies user (or a new config) and sets what the bridge's
 // guarantees rest on.
-func saramaConfig(user *sarama.Config) *sarama.Config {
+func saramaConfig(user *sarama.Config, c *Config) *sarama.Config {
 	var sc *sarama.Config
 	if user != nil {
 		c := *user
@@ -233,6 +255,8 @@ func saramaConfig(user *sarama.Config) *sarama.Config {
 	}
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Fetch.Min = int32(min(c.FetchMinBytes, math.MaxInt32))
+	sc.Consumer.MaxWaitTime = c.FetchMaxWait
 	sc.Consumer.Offsets.AutoCommit.Enable = true
 	sc.Consumer.Return.Errors = false
 	sc.Producer.RequiredAcks = sarama.WaitForAll

@@ -5,17 +5,20 @@
 // cooperative-sticky rebalancing. Each claimed partition runs in its own
 // goroutine with its own AMQP channel in confirm mode, one batch at a time:
 //
-//  1. collect up to BatchSize records, or what arrives within BatchWait;
+//  1. take what has been fetched, up to BatchSize records (an idle
+//     partition waits for a first record, then at most BatchWait for more);
 //  2. dead-letter poison records (over MaxRecordBytes, not an envelope, a
 //     bad id) to the Kafka DLQ topic with the Kafka Connect headers;
-//  3. look the batch's dedup keys up in processed_messages (one round trip)
-//     and skip those already bridged;
+//  3. look the batch's dedup keys up in processed_messages and skip those
+//     already bridged; the same round trip first records the confirmed keys
+//     of the batch before, whose offsets are marked once it committed;
 //  4. publish the rest in Kafka order, pipelined, then wait for every
 //     confirm; a nack is retried with backoff, then dead-lettered with stage
 //     AMQP_NACK; a mandatory return is dropped or dead-lettered per
 //     [Config.Unroutable];
-//  5. record the confirmed keys as processed (one round trip);
-//  6. mark the batch's offsets, which the group commits automatically.
+//  5. when no record is waiting, record the confirmed keys at once (one
+//     round trip) and mark the batch's offsets, which the group commits
+//     automatically.
 //
 // An offset is thus marked only after every earlier record of its partition
 // was confirmed by RabbitMQ or acknowledged by the Kafka DLQ topic. A

@@ -92,7 +92,22 @@ type partition struct {
 // by the DLQ topic. Only their offsets may be marked. Fewer than len(batch)
 // come back when stop ends a retry or a reconnection.
 func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessage) int {
-	cfg, m := &p.b.cfg, p.b.metrics
+	recs := p.classify(batch)
+	if !p.lookUp(stop, recs, nil) {
+		return 0
+	}
+	p.deliver(stop, recs)
+	n, keys := resolvedPrefix(recs)
+	if !p.record(stop, keys) {
+		return 0
+	}
+	return n
+}
+
+// classify classifies every record of batch into the partition's record
+// buffer, which it returns.
+func (p *partition) classify(batch []*sarama.ConsumerMessage) []record {
+	m := p.b.metrics
 	m.batchSize.Observe(float64(len(batch)))
 	// A batch is one claim's: one topic.
 	m.consumed.WithLabelValues(batch[0].Topic).Add(float64(len(batch)))
@@ -103,9 +118,16 @@ func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessag
 	for i, msg := range batch {
 		recs[i] = p.b.classify(msg) // every field, nothing of the last batch stays
 	}
+	return recs
+}
 
-	// One dedup round trip; a key repeated within the batch is a duplicate
-	// after its first occurrence.
+// lookUp first records done, the keys of the previous batch's confirmed
+// records, then looks recs' keys up and marks the duplicates: one round
+// trip when the store can do both at once. A key repeated within recs is a
+// duplicate after its first occurrence. It reports false when stop ended a
+// retry first; then neither done nor recs may be taken as handled.
+func (p *partition) lookUp(stop context.Context, recs []record, done []uuid.UUID) bool {
+	cfg, m := &p.b.cfg, p.b.metrics
 	var keys []uuid.UUID
 	var idx []int
 	for i := range recs {
@@ -113,27 +135,40 @@ func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessag
 			keys, idx = append(keys, recs[i].key), append(idx, i)
 		}
 	}
+	what := "look up dedup keys"
+	if len(done) > 0 {
+		what = "record and look up dedup keys"
+	}
 	var seen []bool
-	if err := p.retry(stop, "look up dedup keys", p.b.breaker, func(ctx context.Context) (err error) {
-		seen, err = cfg.Store.Processed(ctx, cfg.Group, keys)
+	if err := p.retry(stop, what, p.b.breaker, func(ctx context.Context) (err error) {
+		seen, err = recordAndLookUp(ctx, cfg.Store, cfg.Group, done, keys)
 		return err
 	}); err != nil {
-		return 0
+		return false
 	}
 	first := make(map[uuid.UUID]struct{}, len(keys))
 	for j, i := range idx {
 		if _, again := first[keys[j]]; seen[j] || again {
 			recs[i].outcome = duplicate
 			m.duplicates.Inc()
-			p.log.Debug("skipped duplicate", "topic", batch[i].Topic, "partition", batch[i].Partition,
-				"offset", batch[i].Offset, "event_id", recs[i].env.EventID, "replay_id", recs[i].replayID)
+			msg := recs[i].msg
+			p.log.Debug("skipped duplicate", "topic", msg.Topic, "partition", msg.Partition,
+				"offset", msg.Offset, "event_id", recs[i].env.EventID, "replay_id", recs[i].replayID)
 			continue
 		}
 		first[keys[j]] = struct{}{}
 	}
+	return true
+}
 
-	if !p.waitRate(stop, idx, recs) {
-		return p.resolved(stop, recs)
+// deliver publishes recs' new records, pipelined, retries the nacked ones
+// and dead-letters the poison, nacked-out and (per policy) returned ones,
+// in Kafka order. It reports false when stop ended a wait, a retry or a
+// reconnection first: then only a prefix of recs may be resolved.
+func (p *partition) deliver(stop context.Context, recs []record) bool {
+	cfg := &p.b.cfg
+	if !p.waitRate(stop, recs) {
+		return false
 	}
 
 	// Publish every new record, pipelined; retry the nacked ones, in order.
@@ -147,7 +182,7 @@ func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessag
 			}
 			p.log.Warn("RabbitMQ channel failed; reconnecting", "attempt", reconnect, "err", err)
 			if !p.reopen(stop) {
-				return p.resolved(stop, recs)
+				return false
 			}
 		}
 		var retry []int64
@@ -165,10 +200,10 @@ func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessag
 		if len(retry) == 0 {
 			break
 		}
-		p.log.Warn("RabbitMQ nacked publishes; retrying", "topic", batch[0].Topic, "partition", batch[0].Partition,
+		p.log.Warn("RabbitMQ nacked publishes; retrying", "topic", recs[0].msg.Topic, "partition", recs[0].msg.Partition,
 			"offsets", retry, "attempt", attempt)
 		if !sleep(stop, backoff(cfg.Backoff, attempt)) {
-			return p.resolved(stop, recs)
+			return false
 		}
 	}
 
@@ -179,15 +214,16 @@ func (p *partition) process(stop context.Context, batch []*sarama.ConsumerMessag
 			continue
 		}
 		if err := p.deadLetter(stop, &recs[i]); err != nil {
-			return p.resolved(stop, recs)
+			return false
 		}
 	}
-	return p.resolved(stop, recs)
+	return true
 }
 
-// resolved records the keys of the confirmed records before the first
-// unresolved one and returns how many leading records may be marked.
-func (p *partition) resolved(stop context.Context, recs []record) int {
+// resolvedPrefix returns how many leading records of recs are resolved and
+// the keys of the confirmed ones among them, which must be recorded before
+// their offsets are marked.
+func resolvedPrefix(recs []record) (int, []uuid.UUID) {
 	n := 0
 	var keys []uuid.UUID
 	for ; n < len(recs); n++ {
@@ -200,12 +236,15 @@ func (p *partition) resolved(stop context.Context, recs []record) int {
 		}
 		break
 	}
-	if err := p.retry(stop, "record dedup keys", p.b.breaker, func(ctx context.Context) error {
+	return n, keys
+}
+
+// record records keys in the dedup store; it reports false when stop ended
+// a retry first.
+func (p *partition) record(stop context.Context, keys []uuid.UUID) bool {
+	return p.retry(stop, "record dedup keys", p.b.breaker, func(ctx context.Context) error {
 		return p.b.cfg.Store.Record(ctx, p.b.cfg.Group, keys)
-	}); err != nil {
-		return 0
-	}
-	return n
+	}) == nil
 }
 
 // publishRound publishes the pending (first attempt) or nacked records, waits
@@ -440,15 +479,15 @@ func (p *partition) reopen(stop context.Context) bool {
 	}
 }
 
-// waitRate waits until the rate limiter lets the batch's new records be
+// waitRate waits until the rate limiter lets recs' new records be
 // published; it reports false when stop ended first.
-func (p *partition) waitRate(stop context.Context, idx []int, recs []record) bool {
+func (p *partition) waitRate(stop context.Context, recs []record) bool {
 	lim := p.b.limiter
 	if lim == nil {
 		return true
 	}
 	n := 0
-	for _, i := range idx {
+	for i := range recs {
 		if recs[i].outcome == pending {
 			n++
 		}
@@ -483,6 +522,23 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// drain takes from msgs what has already arrived, up to max records in
+// batch. It reports false when msgs is closed (the claim was revoked).
+func drain(msgs <-chan *sarama.ConsumerMessage, batch []*sarama.ConsumerMessage, max int) ([]*sarama.ConsumerMessage, bool) {
+	for len(batch) < max {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, m)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
 }
 
 // collect fills batch from msgs: it waits for a first record (or stop),

@@ -241,6 +241,8 @@ func TestNewValidates(t *testing.T) {
 		{"no AMQP URL", func(c *Config) { c.AMQPURL = "" }},
 		{"no store", func(c *Config) { c.Store = nil }},
 		{"negative batch", func(c *Config) { c.BatchSize = -1 }},
+		{"negative fetch bytes", func(c *Config) { c.FetchMinBytes = -1 }},
+		{"negative fetch wait", func(c *Config) { c.FetchMaxWait = -time.Millisecond }},
 		{"bad policy", func(c *Config) { c.Unroutable = "requeue" }},
 		{"bad template", func(c *Config) { c.RoutingKey = "{x}" }},
 	}
@@ -264,6 +266,17 @@ func TestNewValidates(t *testing.T) {
 	if s := b.sarama; s.Consumer.Offsets.Initial != sarama.OffsetOldest || !s.Producer.Idempotent ||
 		s.Consumer.Group.Rebalance.GroupStrategies[0].Name() != sarama.CooperativeStickyBalanceStrategyName {
 		t.Errorf("sarama configuration lacks what the guarantees rest on")
+	}
+	if s := b.sarama; s.Consumer.Fetch.Min != DefaultFetchMinBytes || s.Consumer.MaxWaitTime != DefaultFetchMaxWait {
+		t.Errorf("fetch min %d, max wait %v; want the defaults %d, %v", s.Consumer.Fetch.Min, s.Consumer.MaxWaitTime, DefaultFetchMinBytes, DefaultFetchMaxWait)
+	}
+	c := ok
+	c.FetchMinBytes, c.FetchMaxWait = 1, 250*time.Millisecond
+	if b, err = New(c); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.sarama; s.Consumer.Fetch.Min != 1 || s.Consumer.MaxWaitTime != 250*time.Millisecond {
+		t.Errorf("fetch min %d, max wait %v; want 1, 250ms", s.Consumer.Fetch.Min, s.Consumer.MaxWaitTime)
 	}
 }
 

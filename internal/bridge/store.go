@@ -25,6 +25,28 @@ type Store interface {
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// recordLooker is a [Store] that records keys and then looks others up in
+// one round trip.
+type recordLooker interface {
+	// RecordAndProcessed records done as processed by consumer, then
+	// reports for each index of keys whether consumer recorded that key
+	// (the keys of done included), as Record followed by Processed.
+	RecordAndProcessed(ctx context.Context, consumer string, done, keys []uuid.UUID) ([]bool, error)
+}
+
+// recordAndLookUp records done and then looks keys up in s, in one round
+// trip when s can, else in two.
+func recordAndLookUp(ctx context.Context, s Store, consumer string, done, keys []uuid.UUID) ([]bool, error) {
+	if rl, ok := s.(recordLooker); ok {
+		return rl.RecordAndProcessed(ctx, consumer, done, keys)
+	}
+	if err := s.Record(ctx, consumer, done); err != nil {
+		return nil, err
+	}
+	return s.Processed(ctx, consumer, keys)
 }
 
 // PostgresStore is the [Store] on the processed_messages table (DESIGN.md
@@ -51,24 +73,16 @@ LATERAL (SELECT 1 FROM processed_messages WHERE consumer_name = $1 AND event_id 
 
 // Processed implements [Store]. It fails with the database's error, wrapped.
 func (s *PostgresStore) Processed(ctx context.Context, consumer string, keys []uuid.UUID) ([]bool, error) {
-	found := make([]bool, len(keys))
 	if len(keys) == 0 {
-		return found, nil
+		return []bool{}, nil
 	}
 	rows, err := s.db.Query(ctx, processedSQL, consumer, pgUUIDs(keys))
 	if err != nil {
 		return nil, fmt.Errorf("bridge: look up %d keys of %s: %w", len(keys), consumer, err)
 	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[pgtype.UUID])
+	found, err := collectFound(rows, keys)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: look up %d keys of %s: %w", len(keys), consumer, err)
-	}
-	set := make(map[uuid.UUID]struct{}, len(got))
-	for _, k := range got {
-		set[k.Bytes] = struct{}{}
-	}
-	for i, k := range keys {
-		_, found[i] = set[k]
 	}
 	return found, nil
 }
@@ -88,6 +102,58 @@ func (s *PostgresStore) Record(ctx context.Context, consumer string, keys []uuid
 		return fmt.Errorf("bridge: record %d keys of %s: %w", len(keys), consumer, err)
 	}
 	return nil
+}
+
+// RecordAndProcessed records done, then looks keys up, in one round trip:
+// both statements go in one pipeline, which PostgreSQL runs as one implicit
+// transaction, so the look-up sees the keys just recorded and a failure
+// records nothing. It fails with the database's error, wrapped.
+func (s *PostgresStore) RecordAndProcessed(ctx context.Context, consumer string, done, keys []uuid.UUID) ([]bool, error) {
+	switch {
+	case len(done) == 0:
+		return s.Processed(ctx, consumer, keys)
+	case len(keys) == 0:
+		return []bool{}, s.Record(ctx, consumer, done)
+	}
+	var b pgx.Batch
+	b.Queue(recordSQL, consumer, pgUUIDs(done))
+	b.Queue(processedSQL, consumer, pgUUIDs(keys))
+	br := s.db.SendBatch(ctx, &b)
+	found, err := func() ([]bool, error) {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("bridge: record %d keys of %s: %w", len(done), consumer, err)
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("bridge: look up %d keys of %s: %w", len(keys), consumer, err)
+		}
+		return collectFound(rows, keys)
+	}()
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("bridge: record and look up keys of %s: %w", consumer, cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// collectFound reads the keys rows returns and reports, for each index of
+// keys, whether it was among them.
+func collectFound(rows pgx.Rows, keys []uuid.UUID) ([]bool, error) {
+	got, err := pgx.CollectRows(rows, pgx.RowTo[pgtype.UUID])
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[uuid.UUID]struct{}, len(got))
+	for _, k := range got {
+		set[k.Bytes] = struct{}{}
+	}
+	found := make([]bool, len(keys))
+	for i, k := range keys {
+		_, found[i] = set[k]
+	}
+	return found, nil
 }
 
 // pgUUIDs converts keys to pgx's own UUID type, which pgx encodes in binary
