@@ -27,8 +27,8 @@ type Config struct {
 
 	BatchSize      int           `envconfig:"BRIDGE_BATCH_SIZE" default:"500" desc:"most records published per partition before waiting for confirms (at least 1)"`
 	BatchWait      time.Duration `envconfig:"BRIDGE_BATCH_WAIT" default:"0s" desc:"longest wait for more records once the first of a batch arrived while the partition is idle; 0 takes what has been fetched"`
-	FetchMinBytes  int           `envconfig:"BRIDGE_FETCH_MIN_BYTES" default:"65536" desc:"least data a Kafka fetch waits for, up to BRIDGE_FETCH_MAX_WAIT (Kafka's fetch.min.bytes); 1 answers as soon as there is a record"`
-	FetchMaxWait   time.Duration `envconfig:"BRIDGE_FETCH_MAX_WAIT" default:"5ms" desc:"longest a Kafka fetch waits for BRIDGE_FETCH_MIN_BYTES (fetch.max.wait.ms)"`
+	FetchMinBytes  int           `envconfig:"BRIDGE_FETCH_MIN_BYTES" default:"16384" desc:"least data a Kafka fetch waits for, up to BRIDGE_FETCH_MAX_WAIT (Kafka's fetch.min.bytes); 1 answers as soon as there is a record"`
+	FetchMaxWait   time.Duration `envconfig:"BRIDGE_FETCH_MAX_WAIT" default:"20ms" desc:"longest a Kafka fetch waits for BRIDGE_FETCH_MIN_BYTES (fetch.max.wait.ms); an idle bridge fetches once per this long"`
 	MaxRecordBytes int           `envconfig:"BRIDGE_MAX_RECORD_BYTES" default:"16777216" desc:"larger records are dead-lettered with stage RECORD_TOO_LARGE"`
 	Unroutable     string        `envconfig:"BRIDGE_UNROUTABLE" default:"drop" desc:"what to do with messages RabbitMQ returns as unroutable: drop or dlq"`
 	MaxRate        float64       `envconfig:"BRIDGE_MAX_RATE" default:"0" desc:"most records published per second, all partitions together; 0 means unlimited"`

@@ -374,6 +374,16 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	// still to be recorded; nil when there is none.
 	var last *sarama.ConsumerMessage
 	var done []uuid.UUID
+	// settle records done and marks last; it reports false when stop
+	// ended the record's retries first.
+	settle := func() bool {
+		ok := p.record(stop, done)
+		if ok {
+			mark(last)
+		}
+		last, done = nil, nil
+		return ok
+	}
 	for {
 		var open bool
 		if last != nil {
@@ -382,12 +392,8 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			batch, open = collect(stop, claim.Messages(), batch[:0], cfg.BatchSize, cfg.BatchWait)
 		}
 		if len(batch) == 0 {
-			if last != nil {
-				if !p.record(stop, done) {
-					break
-				}
-				mark(last)
-				last = nil
+			if last != nil && !settle() {
+				break
 			}
 			if !open || stop.Err() != nil {
 				break
@@ -396,27 +402,34 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		}
 		recs := p.classify(batch)
 		if !p.lookUp(stop, recs, done) {
-			break // neither done recorded nor the batch looked up
+			// Neither done recorded nor the batch looked up, and the stop
+			// already ended the retries: done's batch stays unmarked.
+			last, done = nil, nil
+			break
 		}
 		if last != nil {
 			mark(last)
-			last = nil
 		}
+		last, done = nil, nil
 		delivered := p.deliver(stop, recs)
 		n, keys := resolvedPrefix(recs)
-		if !delivered {
-			if p.record(stop, keys) && n > 0 {
-				mark(batch[n-1])
+		if !delivered || n < len(batch) {
+			last, done = nil, keys
+			if n > 0 {
+				last = batch[n-1]
+			}
+			if last != nil {
+				settle()
 			}
 			break
 		}
-		last, done = batch[len(batch)-1], keys
+		last, done = batch[n-1], keys
 		if !open || stop.Err() != nil {
 			break
 		}
 	}
-	if last != nil && p.record(stop, done) {
-		mark(last)
+	if last != nil {
+		settle()
 	}
 	sess.Commit()
 	return nil

@@ -18,9 +18,9 @@ import (
 // Defaults of [Config].
 const (
 	// DefaultFetchMinBytes is the default [Config.FetchMinBytes].
-	DefaultFetchMinBytes = 64 << 10
+	DefaultFetchMinBytes = 16 << 10
 	// DefaultFetchMaxWait is the default [Config.FetchMaxWait].
-	DefaultFetchMaxWait = 5 * time.Millisecond
+	DefaultFetchMaxWait = 20 * time.Millisecond
 	// DefaultBatchSize is the default [Config.BatchSize].
 	DefaultBatchSize = 500
 	// DefaultMaxRecordBytes is the default [Config.MaxRecordBytes]: 16 MiB,
@@ -109,11 +109,14 @@ type Config struct {
 	// FetchMinBytes is the least data a Kafka fetch waits for, up to
 	// FetchMaxWait (Kafka's fetch.min.bytes and fetch.max.wait.ms): a
 	// partition fetched a few records at a time costs a fetch, a batch and
-	// a publish round per few records. Zero means [DefaultFetchMinBytes];
-	// 1 answers every fetch as soon as there is a record.
+	// a publish round per few records. Zero means [DefaultFetchMinBytes],
+	// or Sarama's own setting when Sarama is given; 1 answers every fetch
+	// as soon as there is a record.
 	FetchMinBytes int
-	// FetchMaxWait is the longest a fetch waits for FetchMinBytes; zero
-	// means [DefaultFetchMaxWait].
+	// FetchMaxWait is the longest a fetch waits for FetchMinBytes, and so
+	// what an idle bridge's fetches cost: one per FetchMaxWait and broker.
+	// Zero means [DefaultFetchMaxWait], or Sarama's own setting when Sarama
+	// is given.
 	FetchMaxWait time.Duration
 	// MaxRecordBytes: a larger record (key plus value) is dead-lettered with
 	// stage RECORD_TOO_LARGE; zero means [DefaultMaxRecordBytes].
@@ -193,10 +196,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
 	}
-	if c.FetchMinBytes == 0 {
+	if c.FetchMinBytes == 0 && c.Sarama == nil {
 		c.FetchMinBytes = DefaultFetchMinBytes
 	}
-	if c.FetchMaxWait == 0 {
+	if c.FetchMaxWait == 0 && c.Sarama == nil {
 		c.FetchMaxWait = DefaultFetchMaxWait
 	}
 	if c.MaxRecordBytes == 0 {
@@ -255,8 +258,12 @@ func saramaConfig(user *sarama.Config, c *Config) *sarama.Config {
 	}
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	sc.Consumer.Fetch.Min = int32(min(c.FetchMinBytes, math.MaxInt32))
-	sc.Consumer.MaxWaitTime = c.FetchMaxWait
+	if c.FetchMinBytes > 0 {
+		sc.Consumer.Fetch.Min = int32(min(c.FetchMinBytes, math.MaxInt32))
+	}
+	if c.FetchMaxWait > 0 {
+		sc.Consumer.MaxWaitTime = c.FetchMaxWait
+	}
 	sc.Consumer.Offsets.AutoCommit.Enable = true
 	sc.Consumer.Return.Errors = false
 	sc.Producer.RequiredAcks = sarama.WaitForAll

@@ -278,6 +278,16 @@ func TestNewValidates(t *testing.T) {
 	if s := b.sarama; s.Consumer.Fetch.Min != 1 || s.Consumer.MaxWaitTime != 250*time.Millisecond {
 		t.Errorf("fetch min %d, max wait %v; want 1, 250ms", s.Consumer.Fetch.Min, s.Consumer.MaxWaitTime)
 	}
+	// A caller's own sarama settings stand unless the fields say otherwise.
+	c = ok
+	c.Sarama = sarama.NewConfig()
+	c.Sarama.Consumer.Fetch.Min, c.Sarama.Consumer.MaxWaitTime = 7, 300*time.Millisecond
+	if b, err = New(c); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.sarama; s.Consumer.Fetch.Min != 7 || s.Consumer.MaxWaitTime != 300*time.Millisecond {
+		t.Errorf("fetch min %d, max wait %v; want the caller's 7, 300ms", s.Consumer.Fetch.Min, s.Consumer.MaxWaitTime)
+	}
 }
 
 // Pins DESIGN §6: a replay's key is stable, differs per replay id and from

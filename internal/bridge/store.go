@@ -21,7 +21,8 @@ type Store interface {
 	Record(ctx context.Context, consumer string, keys []uuid.UUID) error
 }
 
-// Querier runs statements; *pgxpool.Pool satisfies it.
+// Querier runs statements; *pgxpool.Pool satisfies it. Give the store a
+// pool, not a transaction: each call commits on its own.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -108,6 +109,10 @@ func (s *PostgresStore) Record(ctx context.Context, consumer string, keys []uuid
 // both statements go in one pipeline, which PostgreSQL runs as one implicit
 // transaction, so the look-up sees the keys just recorded and a failure
 // records nothing. It fails with the database's error, wrapped.
+//
+// The bridge calls it in place of Record followed by Processed when a
+// batch's keys can share the next batch's look-up: a Store that embeds
+// *PostgresStore to wrap Record or Processed must wrap it too.
 func (s *PostgresStore) RecordAndProcessed(ctx context.Context, consumer string, done, keys []uuid.UUID) ([]bool, error) {
 	switch {
 	case len(done) == 0:
