@@ -243,7 +243,8 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 // saramaConfig copies user (or a new config) and sets what the bridge's
-// guarantees rest on.
+// guarantees rest on, and how it fetches: c's fetch sizes and a claim
+// buffer of at least a batch.
 func saramaConfig(user *sarama.Config, c *Config) *sarama.Config {
 	var sc *sarama.Config
 	if user != nil {
@@ -258,6 +259,12 @@ func saramaConfig(user *sarama.Config, c *Config) *sarama.Config {
 	}
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// A busy partition's next batch is what was fetched while it worked on
+	// the last one: the claim's buffer must hold a whole batch, or batches
+	// stop at sarama's 256 records, and the fetched responses their records
+	// point into pile up behind the partitions that fall behind (peak RSS
+	// grew with the record count).
+	sc.ChannelBufferSize = max(sc.ChannelBufferSize, c.BatchSize)
 	if c.FetchMinBytes > 0 {
 		sc.Consumer.Fetch.Min = int32(min(c.FetchMinBytes, math.MaxInt32))
 	}

@@ -267,6 +267,9 @@ func TestNewValidates(t *testing.T) {
 		s.Consumer.Group.Rebalance.GroupStrategies[0].Name() != sarama.CooperativeStickyBalanceStrategyName {
 		t.Errorf("sarama configuration lacks what the guarantees rest on")
 	}
+	if s := b.sarama; s.ChannelBufferSize < DefaultBatchSize {
+		t.Errorf("claim buffer of %d records, want at least a batch (%d)", s.ChannelBufferSize, DefaultBatchSize)
+	}
 	if s := b.sarama; s.Consumer.Fetch.Min != DefaultFetchMinBytes || s.Consumer.MaxWaitTime != DefaultFetchMaxWait {
 		t.Errorf("fetch min %d, max wait %v; want the defaults %d, %v", s.Consumer.Fetch.Min, s.Consumer.MaxWaitTime, DefaultFetchMinBytes, DefaultFetchMaxWait)
 	}
