@@ -240,7 +240,7 @@ func (b *Bridge) classify(msg *sarama.ConsumerMessage) record {
 		r.err = &RecordTooLargeError{Size: size, Max: b.cfg.MaxRecordBytes}
 		return r
 	}
-	var headerID string
+	var headerID []byte
 	var hasID bool
 	for _, h := range msg.Headers {
 		if h == nil {
@@ -248,7 +248,7 @@ func (b *Bridge) classify(msg *sarama.ConsumerMessage) record {
 		}
 		switch string(h.Key) {
 		case contracts.KafkaHeaderID:
-			headerID, hasID = string(h.Value), true
+			headerID, hasID = h.Value, true
 		case contracts.KafkaHeaderReplayID:
 			r.replayID = string(h.Value)
 		case contracts.KafkaHeaderAggregateType:
@@ -259,7 +259,7 @@ func (b *Bridge) classify(msg *sarama.ConsumerMessage) record {
 	if err == nil && hasID {
 		// As in pkg/dedup (ADR 0006): deduplicating on either of two
 		// disagreeing ids could drop a distinct event.
-		if id, perr := uuid.Parse(headerID); perr != nil {
+		if id, perr := uuid.ParseBytes(headerID); perr != nil {
 			err = &contracts.ValidationError{Field: "id", Reason: fmt.Sprintf("header is not a UUID: %q", headerID), Err: perr}
 		} else if id != env.EventID {
 			err = &contracts.ValidationError{Field: "id", Reason: fmt.Sprintf("header %s differs from eventId %s", id, env.EventID)}
@@ -281,20 +281,21 @@ func (b *Bridge) classify(msg *sarama.ConsumerMessage) record {
 
 // publishing renders r as the AMQP message of DESIGN.md §3, with the trace
 // context of ctx (the span of this publish) injected into its headers.
-func (b *Bridge) publishing(ctx context.Context, r *record) amqp.Publishing {
+// The headers go into table, cleared first: amqp091 encodes a message
+// before Publish returns, so one table serves a partition's publishes.
+func (b *Bridge) publishing(ctx context.Context, r *record, table amqp.Table) amqp.Publishing {
 	msg, env := r.msg, &r.env
-	headers := amqp.Table{
-		contracts.AMQPHeaderAggregateID:    env.AggregateID,
-		contracts.AMQPHeaderKafkaTopic:     msg.Topic,
-		contracts.AMQPHeaderKafkaPartition: msg.Partition,
-		contracts.AMQPHeaderKafkaOffset:    msg.Offset,
-	}
-	b.cfg.Propagator.Inject(ctx, amqpCarrier(headers))
+	clear(table)
+	table[contracts.AMQPHeaderAggregateID] = env.AggregateID
+	table[contracts.AMQPHeaderKafkaTopic] = msg.Topic
+	table[contracts.AMQPHeaderKafkaPartition] = msg.Partition
+	table[contracts.AMQPHeaderKafkaOffset] = msg.Offset
+	b.cfg.Propagator.Inject(ctx, amqpCarrier(table))
 	if r.replayID != "" {
-		headers[contracts.AMQPHeaderReplayID] = r.replayID
+		table[contracts.AMQPHeaderReplayID] = r.replayID
 	}
 	return amqp.Publishing{
-		Headers:       headers,
+		Headers:       table,
 		ContentType:   contracts.ContentTypeJSON,
 		DeliveryMode:  amqp.Persistent,
 		CorrelationId: env.CorrelationID,

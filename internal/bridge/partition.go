@@ -85,6 +85,8 @@ type partition struct {
 	part  int32
 	// recs is the records buffer of process, kept between batches.
 	recs []record
+	// headers is the header table of every publish, filled anew each time.
+	headers amqp.Table
 }
 
 // process handles one batch and returns how many of its leading records are
@@ -288,7 +290,10 @@ func (p *partition) publishRound(recs []record, attempt int) error {
 		}
 		sctx, span := p.b.startSpan(r)
 		started, spans = append(started, i), append(spans, span)
-		c, err := p.pub.Publish(ctx, cfg.Exchange, r.routingKey, p.b.publishing(sctx, r))
+		if p.headers == nil {
+			p.headers = make(amqp.Table, 8)
+		}
+		c, err := p.pub.Publish(ctx, cfg.Exchange, r.routingKey, p.b.publishing(sctx, r, p.headers))
 		if err != nil {
 			failed = fmt.Errorf("bridge: publish %s (%s/%d@%d): %w", r.env.EventID, r.msg.Topic, r.msg.Partition, r.msg.Offset, err)
 			break
