@@ -46,8 +46,9 @@ lint-dockerfile: ## lint the Dockerfile
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install $(STATICCHECK)
 
-bench: ## Go benchmarks (figures are ratios within one run: this machine is shared)
+bench: ## Go benchmarks, then the bridge as its own process (make load); figures are ratios within one run: this machine is shared
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+	$(GO) run ./test/load $(LOADFLAGS)
 
 load: ## the bridge as its own process: throughput vs the RabbitMQ ceiling, CPU/record, latency at 5k/s, RSS (LOADFLAGS)
 	$(GO) run ./test/load $(LOADFLAGS)
