@@ -15,44 +15,13 @@ const jsonMaxDepth = 10000
 // otherwise it is the error for the first duplicated known key, which must
 // wait until the whole input is known to be valid JSON.
 func (r *rawFields) scan(b []byte, i, maxDepth int) (dup *ValidationError, ok bool) {
-	s := scanner{b: b, limit: min(maxDepth, jsonMaxDepth)}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return nil, skipSpace(b, i+1) == len(b)
+	s := scanner{b: b, limit: min(maxDepth, jsonMaxDepth), record: true}
+	end := s.object(i, 1)
+	if end < 0 || skipSpace(b, end) != len(b) {
+		return nil, false
 	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return nil, false
-		}
-		kend := s.str(i)
-		if kend < 0 {
-			return nil, false
-		}
-		key := b[i:kend]
-		i = skipSpace(b, kend)
-		if i >= len(b) || b[i] != ':' {
-			return nil, false
-		}
-		start := skipSpace(b, i+1)
-		if i = s.value(start, 1); i < 0 {
-			return nil, false
-		}
-		if dup == nil {
-			dup = r.set(key, b[start:i])
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return nil, false
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return dup, skipSpace(b, i+1) == len(b)
-		default:
-			return nil, false
-		}
-	}
+	*r = s.top
+	return s.dup, true
 }
 
 // scanner validates JSON values by the grammar json.Valid applies: RFC 8259,
@@ -62,6 +31,11 @@ func (r *rawFields) scan(b []byte, i, maxDepth int) (dup *ValidationError, ok bo
 type scanner struct {
 	b     []byte
 	limit int
+	// With record set, top receives the members of the outermost object
+	// and dup is the first duplicated known key among them.
+	record bool
+	top    rawFields
+	dup    *ValidationError
 }
 
 // value scans the value at b[i], which sits inside depth objects and arrays.
@@ -103,15 +77,21 @@ func (s *scanner) object(i, depth int) int {
 		if i >= len(b) || b[i] != '"' {
 			return -1
 		}
+		key := i
 		if i = s.str(i); i < 0 {
 			return -1
 		}
+		kend := i
 		i = skipSpace(b, i)
 		if i >= len(b) || b[i] != ':' {
 			return -1
 		}
-		if i = s.value(skipSpace(b, i+1), depth); i < 0 {
+		start := skipSpace(b, i+1)
+		if i = s.value(start, depth); i < 0 {
 			return -1
+		}
+		if depth == 1 && s.record && s.dup == nil {
+			s.dup = s.top.set(b[key:kend], b[start:i])
 		}
 		i = skipSpace(b, i)
 		if i >= len(b) {
