@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"strings"
@@ -15,28 +14,11 @@ import (
 	"github.com/firstunicorn/messagekit-go/pkg/contracts"
 )
 
-// readTopic returns the first n records of topic, by event id (header id),
-// failing the test if they do not arrive within 30 s.
+// readTopic returns the first n records of topic, failing the test if they
+// do not arrive within 30 s.
 func readTopic(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var records []*kgo.Record
-	for len(records) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("%d of %d records arrived in %s within 30s", len(records), n, topic)
-		}
-		fs.EachError(func(topic string, p int32, err error) { t.Logf("fetch %s/%d: %v", topic, p, err) })
-		records = append(records, fs.Records()...)
-	}
-	return records
+	return testenv.ReadRecords(t, brokers, topic, n, 30*time.Second)
 }
 
 func header(r *kgo.Record, key string) string {

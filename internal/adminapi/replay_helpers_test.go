@@ -1,7 +1,6 @@
 package adminapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -94,23 +93,7 @@ func rabbitFor(queue string, id uuid.UUID) deadletter.DeadLetter {
 // consume reads n records of topic from the start.
 func consume(t testing.TB, brokers []string, topic string, n int) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("%d of %d records on %s after 20 s", len(out), n, topic)
-		}
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
+	return testenv.ReadRecords(t, brokers, topic, n, 20*time.Second)
 }
 
 func header(r *kgo.Record, key string) (string, bool) {

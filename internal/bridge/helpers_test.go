@@ -198,21 +198,7 @@ func hasIDs(ids ...uuid.UUID) func([]amqp.Delivery) bool {
 // readDLQ reads n records from topic, failing after d.
 func (r *rig) readDLQ(topic string, n int, d time.Duration) []*kgo.Record {
 	r.t.Helper()
-	c, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	must(r.t, err)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := c.PollFetches(ctx)
-		if ctx.Err() != nil {
-			r.t.Fatalf("read %d of %d dead letters from %s before the deadline", len(out), n, topic)
-		}
-		fs.EachRecord(func(rec *kgo.Record) { out = append(out, rec) })
-	}
-	return out
+	return testenv.ReadRecords(r.t, r.brokers, topic, n, d)
 }
 
 // metric returns the value of a counter with the given labels.
