@@ -150,7 +150,7 @@ func TestBridgeDeadLettersPoisonRecords(t *testing.T) {
 	cfg.MaxRecordBytes = 2048
 	r.start(cfg)
 
-	good := make([]event, 6)
+	good := make([]event, 7)
 	for i := range good {
 		good[i] = newEvent(t, typeCreated, "order-1", i, 1)
 	}
@@ -166,6 +166,12 @@ func TestBridgeDeadLettersPoisonRecords(t *testing.T) {
 	big.env.Data = json.RawMessage(`{"pad":"` + strings.Repeat("x", 4096) + `"}`)
 	badHeader := newEvent(t, typeCreated, "order-1", 102, 1)
 	badHeader.headers[contracts.KafkaHeaderID] = "not-a-uuid"
+	// Not UTF-8 inside a string: forwarded raw before, with U+FFFD in
+	// x-aggregate-id; now DECODE, like any text that is not JSON.
+	badUTF8 := newEvent(t, typeCreated, "order-1", 103, 1)
+	badUTF8JSON, err := badUTF8.env.MarshalJSON()
+	must(t, err)
+	badUTF8.value = bytes.Replace(badUTF8JSON, []byte(`"order-1"`), []byte("\"order-\xff\""), 1)
 
 	poison := []struct {
 		ev    event
@@ -176,12 +182,13 @@ func TestBridgeDeadLettersPoisonRecords(t *testing.T) {
 		{event{partition: 1, key: "k-types", value: wrongTypes, headers: map[string]string{"h": "types"}}, contracts.StageValidate},
 		{big, contracts.StageRecordTooLarge},
 		{badHeader, contracts.StageValidate},
+		{badUTF8, contracts.StageDecode},
 	}
 	var evs []event
 	for i, p := range poison {
 		evs = append(evs, good[i], p.ev)
 	}
-	evs = append(evs, good[5])
+	evs = append(evs, good[len(poison)])
 	recs := r.produce(evs...)
 
 	var wantIDs []uuid.UUID

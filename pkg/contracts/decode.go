@@ -37,7 +37,8 @@ type Decoder struct {
 	// input anyway, e.g. to forward it unchanged. The caller must then not
 	// modify the input while it uses Data or Metadata; appending to them
 	// does not write into the input. Absent or null data and metadata are
-	// still a fresh {}. False (the default) copies.
+	// still a fresh {}, and so is the data gathered from a flat envelope.
+	// False (the default) copies.
 	Alias bool
 }
 
@@ -45,17 +46,24 @@ type Decoder struct {
 func Decode(b []byte) (Envelope, error) { return Decoder{}.Decode(b) }
 
 // Decode parses and validates one envelope. It accepts camelCase and
-// snake_case keys (both spellings of one field must then agree), ignores
-// unknown top-level keys, fills dataVersion with [DefaultDataVersion] and
-// data and metadata with {} when they are absent or null, normalises
+// snake_case keys (both spellings of one field must then agree), and both
+// shapes of DESIGN.md §3: nested, where data is the "data" member, and flat
+// (the Python messagekit's BaseEvent.to_message()), where the business
+// fields sit beside the envelope fields. The rule: when "data" is a JSON
+// object it is the data and other top-level keys that are not envelope
+// fields are ignored; when "data" is absent or null, the top-level members
+// that are not envelope fields (in either spelling) are the data, in input
+// order and verbatim, or {} when there are none. It fills dataVersion with
+// [DefaultDataVersion] and metadata with {} when absent or null, normalises
 // occurredAt to UTC truncated to microseconds, and keeps data and metadata
 // verbatim: copied out of b, so b may be reused afterwards, unless
 // [Decoder.Alias] is set, in which case they point into b. The result passes
 // [Envelope.Validate].
 //
 // It returns a [*DecodeError] when b is longer than MaxBytes (wrapping
-// [ErrTooLarge]), nested deeper than MaxDepth, not valid JSON, or valid JSON
-// other than an object; and a [*ValidationError] naming the field when b is
+// [ErrTooLarge]), nested deeper than MaxDepth, not valid JSON, not UTF-8
+// (invalid bytes inside a string: the reason names the byte offset of the
+// first), or valid JSON other than an object; and a [*ValidationError] naming the field when b is
 // an object that breaks the envelope rules: a required field missing or
 // null, a field of the wrong JSON type, a duplicated key, the two spellings
 // of a field differing, a bad UUID, pattern or timestamp (a timestamp must
@@ -83,7 +91,7 @@ func (d Decoder) Decode(b []byte) (Envelope, error) {
 			if dup != nil {
 				return Envelope{}, dup
 			}
-			return raws.envelope(d.Alias)
+			return raws.envelope(b, i, d.Alias)
 		}
 	}
 	return decodeSlow(b, maxDepth, d.Alias)
@@ -107,6 +115,12 @@ func decodeSlow(b []byte, maxDepth int, alias bool) (Envelope, error) {
 		}
 		return Envelope{}, &DecodeError{Reason: "not valid JSON", Err: err}
 	}
+	// JSON text is UTF-8 (RFC 8259 §8.1) and Python's decoder refuses
+	// anything else; json.Valid lets invalid bytes through inside strings,
+	// the only place the grammar leaves for them.
+	if off := invalidUTF8(b); off >= 0 {
+		return Envelope{}, &DecodeError{Reason: fmt.Sprintf("invalid UTF-8 at byte offset %d", off)}
+	}
 	i := skipSpace(b, 0)
 	if b[i] != '{' {
 		return Envelope{}, &DecodeError{Reason: "not a JSON object (got " + jsonKind(b[i]) + ")"}
@@ -115,7 +129,23 @@ func decodeSlow(b []byte, maxDepth int, alias bool) (Envelope, error) {
 	if err != nil {
 		return Envelope{}, err
 	}
-	return raws.envelope(alias)
+	return raws.envelope(b, i, alias)
+}
+
+// invalidUTF8 returns the offset of the first byte of b that is not part of
+// a valid UTF-8 sequence, or -1.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // tooDeep reports whether b nests objects and arrays deeper than max. It
@@ -359,9 +389,11 @@ func jsonKind(c byte) string {
 }
 
 // envelope parses the collected fields in contract order and validates the
-// result, returning the first error. With alias, data and metadata are
-// sub-slices of the input.
-func (r *rawFields) envelope(alias bool) (Envelope, error) {
+// result, returning the first error. b is the whole input and start the
+// index of its top-level object. With alias, data and metadata are
+// sub-slices of the input; data built from a flat envelope is always a
+// fresh slice.
+func (r *rawFields) envelope(b []byte, start int, alias bool) (Envelope, error) {
 	var t fieldTexts
 	r.texts(&t)
 	var e Envelope
@@ -415,8 +447,52 @@ func (r *rawFields) envelope(alias bool) (Envelope, error) {
 	if err := e.validateFields(); err != nil {
 		return Envelope{}, err
 	}
+	if data == nil {
+		// The flat shape (DESIGN.md §3): without a data object, the
+		// members that are not envelope fields are the data.
+		if flat := flatData(b, start); flat != nil {
+			e.Metadata, _ = objects(meta, nil, alias)
+			e.Data = flat
+			return e, nil
+		}
+	}
 	e.Metadata, e.Data = objects(meta, data, alias)
 	return e, nil
+}
+
+// flatData returns the members of the valid JSON object at b[start] whose
+// keys are not envelope fields (in any spelling), in input order and
+// verbatim, as a new JSON object whose capacity is its length; nil when
+// every member is an envelope field.
+func flatData(b []byte, start int) json.RawMessage {
+	var out []byte
+	i := skipSpace(b, start+1)
+	for i < len(b) && b[i] == '"' {
+		kend := stringEnd(b, i)
+		vstart := skipSpace(b, skipSpace(b, kend)+1)
+		vend := valueEnd(b, vstart)
+		if _, known := keyOf(b[i:kend]); !known {
+			if out == nil {
+				out = make([]byte, 0, len(b)-start)
+				out = append(out, '{')
+			} else {
+				out = append(out, ',')
+			}
+			out = append(out, b[i:kend]...)
+			out = append(out, ':')
+			out = append(out, b[vstart:vend]...)
+		}
+		i = skipSpace(b, vend)
+		if i >= len(b) || b[i] != ',' {
+			break
+		}
+		i = skipSpace(b, i+1)
+	}
+	if out == nil {
+		return nil
+	}
+	out = append(out, '}')
+	return out[:len(out):len(out)]
 }
 
 // fieldTexts holds the values of the plain string fields, without escapes

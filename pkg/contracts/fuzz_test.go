@@ -19,6 +19,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(doc(map[string]string{"data": `{"a":` + nested(70, "[", "]") + `}`})))
 	f.Add([]byte(doc(map[string]string{"aggregateId": `"\ud800\u2028\"\\"`, "correlationId": `"\u0000"`})))
 	f.Add([]byte(doc(map[string]string{"occurredAt": `"0001-01-01T00:30:00+01:00"`})))
+	for _, in := range diffInputs() { // includes flat envelopes and the Python fixtures
+		if len(in) <= 8<<10 {
+			f.Add([]byte(in))
+		}
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		e, err := Decode(in)
 		if err != nil {

@@ -3,6 +3,7 @@ package contracts
 import (
 	"encoding/binary"
 	"math/bits"
+	"unicode/utf8"
 )
 
 // jsonMaxDepth is the nesting json.Valid rejects beyond.
@@ -11,11 +12,12 @@ const jsonMaxDepth = 10000
 // scan checks in one pass that b is a JSON object starting at b[i], nested
 // no deeper than maxDepth, with nothing after it but whitespace, and records
 // the values of its known top-level keys in r. ok is false for anything
-// json.Valid rejects and for nesting too deep; dup is then meaningless, and
+// json.Valid rejects, for strings holding invalid UTF-8 and for nesting too
+// deep; dup is then meaningless, and
 // otherwise it is the error for the first duplicated known key, which must
 // wait until the whole input is known to be valid JSON.
 func (r *rawFields) scan(b []byte, i, maxDepth int) (dup *ValidationError, ok bool) {
-	s := scanner{b: b, limit: min(maxDepth, jsonMaxDepth), record: true}
+	s := scanner{b: b, limit: min(maxDepth, jsonMaxDepth), record: true, strictUTF8: true}
 	end := s.object(i, 1)
 	if end < 0 || skipSpace(b, end) != len(b) {
 		return nil, false
@@ -36,6 +38,9 @@ type scanner struct {
 	record bool
 	top    rawFields
 	dup    *ValidationError
+	// With strictUTF8 set, a string holding invalid UTF-8 is not valid
+	// either (RFC 8259 §8.1; json.Valid accepts it).
+	strictUTF8 bool
 }
 
 // value scans the value at b[i], which sits inside depth objects and arrays.
@@ -161,8 +166,13 @@ func (s *scanner) str(i int) int {
 	for {
 		// Eight bytes at a time up to the first quote, backslash or
 		// control character: strings are most of an envelope's bytes.
+		var high uint64 // with strictUTF8, also stop at non-ASCII bytes
+		if s.strictUTF8 {
+			high = lanes80
+		}
 		for len(b)-i >= 8 {
-			if m := stopBytes(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			v := binary.LittleEndian.Uint64(b[i:])
+			if m := stopBytes(v) | v&high; m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
 				break
 			}
@@ -191,6 +201,12 @@ func (s *scanner) str(i int) int {
 			}
 		case c < 0x20:
 			return -1
+		case c >= utf8.RuneSelf && s.strictUTF8:
+			r, n := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && n == 1 {
+				return -1
+			}
+			i += n
 		default:
 			i++
 		}
