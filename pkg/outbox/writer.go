@@ -40,6 +40,16 @@ type WriterConfig struct {
 	// [DefaultAggregateType]. It may be called from several goroutines at
 	// once.
 	AggregateType func(contracts.Envelope) string
+	// Shape is the wire shape of the payload written for every event whose
+	// type is not in ShapeByType. The zero value is
+	// [contracts.ShapeNested]; [contracts.ShapeFlat] writes the Python
+	// messagekit's shape, for Python consumers (DESIGN.md §3).
+	Shape contracts.Shape
+	// ShapeByType overrides Shape per event type, e.g.
+	// {"identity.user.created": contracts.ShapeFlat} while other types stay
+	// nested. It is read, never modified, and must not be changed while the
+	// Writer is in use.
+	ShapeByType map[string]contracts.Shape
 }
 
 // DefaultAggregateType returns the middle segment of the event type, the
@@ -61,11 +71,25 @@ func DefaultAggregateType(e contracts.Envelope) string {
 type Writer struct {
 	propagator    propagation.TextMapPropagator
 	aggregateType func(contracts.Envelope) string
+	shape         contracts.Shape
+	shapeByType   map[string]contracts.Shape
 }
 
 // NewWriter returns a Writer configured by cfg.
 func NewWriter(cfg WriterConfig) *Writer {
-	return &Writer{propagator: cfg.Propagator, aggregateType: cfg.AggregateType}
+	return &Writer{propagator: cfg.Propagator, aggregateType: cfg.AggregateType,
+		shape: cfg.Shape, shapeByType: cfg.ShapeByType}
+}
+
+// shapeOf returns the wire shape of e's payload.
+func (w *Writer) shapeOf(e contracts.Envelope) contracts.Shape {
+	if w == nil {
+		return contracts.ShapeNested
+	}
+	if s, ok := w.shapeByType[e.EventType]; ok {
+		return s
+	}
+	return w.shape
 }
 
 const insertOne = `INSERT INTO outbox_events
@@ -161,7 +185,7 @@ func (w *Writer) insert(ctx context.Context, events []contracts.Envelope) (strin
 	payloads := make([][]byte, len(events))
 	occurred := make([]time.Time, len(events))
 	for i, e := range events {
-		payload, err := e.MarshalJSON() // validates
+		payload, err := e.MarshalShape(w.shapeOf(e)) // validates
 		if err != nil {
 			return "", nil, fmt.Errorf("outbox: event %d of %d: %w", i+1, len(events), err)
 		}

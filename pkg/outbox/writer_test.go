@@ -351,3 +351,60 @@ func TestDefaultAggregateType(t *testing.T) {
 		}
 	}
 }
+
+// A Writer writes the flat shape for Python consumers when asked, per writer
+// or per event type, and the nested one otherwise; both decode to the same
+// event.
+func TestWriterShapes(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	db := testenv.MigratedPostgres(t)
+	user, err := contracts.New("identity.user.created", "user-42", "identity-service",
+		map[string]any{"userId": 42, "email": "ada@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := contracts.New("sales.order.placed", "order-7", "sales-service", map[string]int{"n": 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perType := outbox.NewWriter(outbox.WriterConfig{
+		ShapeByType: map[string]contracts.Shape{"identity.user.created": contracts.ShapeFlat}})
+	if err := perType.Add(ctx, db.Pool, user, order); err != nil {
+		t.Fatal(err)
+	}
+	allFlat := outbox.NewWriter(outbox.WriterConfig{Shape: contracts.ShapeFlat})
+	order2 := order
+	order2.EventID = uuid.New()
+	if err := allFlat.Add(ctx, db.Pool, order2); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  contracts.Envelope
+		flat bool
+	}{{user, true}, {order, false}, {order2, true}} {
+		var payload []byte
+		if err := db.Pool.QueryRow(ctx, `SELECT payload FROM outbox_events WHERE event_id = $1`, tc.env.EventID).Scan(&payload); err != nil {
+			t.Fatal(err)
+		}
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(payload, &top); err != nil {
+			t.Fatal(err)
+		}
+		_, hasData := top["data"]
+		if hasData == tc.flat {
+			t.Errorf("%s: payload %s, want flat %v", tc.env.EventType, payload, tc.flat)
+		}
+		got, err := contracts.Decode(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertSameEvent(t, got, tc.env)
+	}
+	// What the flat shape can not carry is refused before anything is sent.
+	bad := user
+	bad.CorrelationID = "not-a-uuid"
+	if err := perType.Add(ctx, db.Pool, bad); err == nil {
+		t.Error("a flat event with a non-UUID correlationId was written")
+	}
+}
