@@ -28,6 +28,10 @@ type KafkaOptions struct {
 	// Topics to create before the test runs. Other topics are created on
 	// first use (kfake auto-creates them with Partitions partitions).
 	Topics []string
+	// Fake are more kfake options (TLS, SASL users, ACLs). A test that sets
+	// them runs against kfake even when TEST_KAFKA_BROKERS is set, since
+	// it tests what those options make of the broker.
+	Fake []kfake.Opt
 }
 
 // KafkaCluster is the Kafka a test talks to.
@@ -55,19 +59,19 @@ func KafkaWith(t testing.TB, opts KafkaOptions) *KafkaCluster {
 	if opts.Partitions <= 0 {
 		opts.Partitions = DefaultPartitions
 	}
-	if brokers := os.Getenv(KafkaVariable); brokers != "" {
+	if brokers := os.Getenv(KafkaVariable); brokers != "" && len(opts.Fake) == 0 {
 		addrs := strings.Split(brokers, ",")
 		if err := createTopics(addrs, opts); err != nil {
 			unavailable(t, KafkaVariable, err)
 		}
 		return &KafkaCluster{Brokers: addrs}
 	}
-	c, err := kfake.NewCluster(
+	c, err := kfake.NewCluster(append([]kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(int(opts.Partitions)),
 		kfake.SeedTopics(opts.Partitions, opts.Topics...),
-	)
+	}, opts.Fake...)...)
 	if err != nil {
 		t.Fatalf("testenv: start kfake: %v", err)
 	}
