@@ -74,6 +74,10 @@ func Load(spec any) error {
 			return &Error{Var: v.Name, Err: errEmpty}
 		}
 	}
+	fromFiles, err := readFiles(vars)
+	if err != nil {
+		return err
+	}
 	if err := envconfig.Process("", spec); err != nil {
 		var pe *envconfig.ParseError
 		if !errors.As(err, &pe) {
@@ -87,7 +91,13 @@ func Load(spec any) error {
 		}
 		return &Error{Var: pe.KeyName, Value: pe.Value, Redacted: secret, Err: parseReason(pe)}
 	}
+	if err := setFromFiles(spec, vars, fromFiles); err != nil {
+		return err
+	}
 	if err := checkGroups(reflect.ValueOf(spec).Elem()); err != nil {
+		return err
+	}
+	if err := checkProduction(spec, vars); err != nil {
 		return err
 	}
 	if v, ok := spec.(interface{ Validate() error }); ok {
@@ -152,6 +162,9 @@ type Var struct {
 	Description string
 	// Secret is set for fields of type Secret.
 	Secret bool
+	// File is set for variables that may be given as NAME_FILE: fields of
+	// type Secret and fields tagged `file:"true"`.
+	File bool
 }
 
 var secretType = reflect.TypeFor[Secret]()
@@ -167,6 +180,7 @@ func Vars(spec any) ([]Var, error) {
 			Default:     tag.Get("default"),
 			Description: tag.Get("desc"),
 			Secret:      typ == secretType,
+			File:        typ == secretType || tag.Get("file") == "true",
 		})
 		return ""
 	}

@@ -46,6 +46,9 @@ func (b *Brokers) Decode(s string) error {
 		return err
 	}
 	for _, e := range entries {
+		if strings.ContainsAny(e, " \t\r\n") {
+			return fmt.Errorf("broker %q has a space in it: separate brokers with commas", e)
+		}
 		host, port, err := net.SplitHostPort(e)
 		if err != nil || host == "" {
 			return fmt.Errorf("broker %q: want host:port", e)
