@@ -22,3 +22,14 @@ type Config struct {
 	AdminReadOpen  bool          `envconfig:"ADMIN_READ_OPEN" default:"false" desc:"let GET requests under /api/v1 through without the token"`
 	OutboxSlotName string        `envconfig:"OUTBOX_SLOT_NAME" default:"" desc:"Debezium replication slot of the outbox, read for /outbox/stats and /health/outbox lag; empty: the Relay publishes the outbox"`
 }
+
+// Validate checks the admin API's own names.
+func (c *Config) Validate() error {
+	if err := config.CheckTopic("OUTBOX_TOPIC", c.OutboxTopic); err != nil {
+		return err
+	}
+	if err := config.CheckAMQPName("AMQP_EXCHANGE", c.AMQPExchange); err != nil {
+		return err
+	}
+	return config.CheckAMQPName("AMQP_CONNECTION_NAME", c.AMQPConnName)
+}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/IBM/sarama"
-
 	"github.com/firstunicorn/messagekit-go/internal/adminapi"
 	"github.com/firstunicorn/messagekit-go/internal/deadletter"
 	"github.com/firstunicorn/messagekit-go/internal/service"
@@ -40,7 +38,8 @@ Kafka on /readyz and applies migrations.`,
 
 func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 	pool, err := service.Connect(ctx, rt, service.Dependencies{
-		DatabaseURL: cfg.DatabaseURL, AMQPURL: cfg.AMQPURL, KafkaBrokers: cfg.KafkaBrokers,
+		DatabaseURL: cfg.DatabaseURL, AMQPURL: cfg.AMQPURL, AMQPTLS: cfg.AMQPTLS(),
+		KafkaBrokers: cfg.KafkaBrokers, Kafka: cfg.KafkaSecurity(),
 	})
 	if err != nil {
 		return err
@@ -55,12 +54,19 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 	}
 	// Both connect on first use, so the API starts while a broker is down
 	// (readiness reports it).
-	queues := adminapi.NewAMQPPublisher(cfg.AMQPURL, cfg.AMQPConnName)
+	queues := adminapi.NewAMQPPublisher(cfg.AMQPURL, cfg.AMQPConnName).WithTLS(cfg.AMQPTLS())
 	rt.OnShutdown("rabbitmq publisher", func(context.Context) error { return queues.Close() })
 	kafka := adminapi.NewLazyPublisher(func() (adminapi.PublisherCloser, error) {
-		sc := sarama.NewConfig()
-		sc.ClientID = "messagekit-admin-api"
-		return outboxsarama.New(cfg.KafkaBrokers, outboxsarama.Config{Sarama: sc})
+		sec := cfg.KafkaSecurity()
+		sc, err := sec.NewSarama("messagekit-admin-api")
+		if err != nil {
+			return nil, err
+		}
+		p, err := outboxsarama.New(cfg.KafkaBrokers, outboxsarama.Config{Sarama: sc})
+		if err != nil {
+			return nil, sec.Explain(err)
+		}
+		return p, nil
 	})
 	rt.OnShutdown("kafka producer", func(context.Context) error { return kafka.Close() })
 	api, err := adminapi.New(adminapi.Config{

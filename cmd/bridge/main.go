@@ -43,7 +43,8 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 		rt.OnShutdown("cpu profile", stop)
 	}
 	pool, err := service.Connect(ctx, rt, service.Dependencies{
-		DatabaseURL: cfg.DatabaseURL, AMQPURL: cfg.AMQPURL, KafkaBrokers: cfg.KafkaBrokers,
+		DatabaseURL: cfg.DatabaseURL, AMQPURL: cfg.AMQPURL, AMQPTLS: cfg.AMQPTLS(),
+		KafkaBrokers: cfg.KafkaBrokers, Kafka: cfg.KafkaSecurity(),
 	})
 	if err != nil {
 		return err
@@ -54,6 +55,8 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 		Group:          cfg.KafkaGroupID,
 		DLQTopic:       cfg.KafkaDLQTopic,
 		AMQPURL:        cfg.AMQPURL,
+		AMQPTLS:        cfg.AMQPTLS(),
+		KafkaSecurity:  cfg.KafkaSecurity(),
 		ConnectionName: cfg.AMQPConnName,
 		Exchange:       cfg.AMQPExchange,
 		DLX:            cfg.AMQPDLX,

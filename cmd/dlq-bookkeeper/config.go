@@ -40,5 +40,13 @@ func (c *Config) Validate() error {
 	if c.BreakerTimeout <= 0 {
 		return config.Invalid("BOOKKEEPER_BREAKER_TIMEOUT", c.BreakerTimeout.String(), "must be positive")
 	}
+	if err := config.CheckTopics("DLQ_KAFKA_TOPICS", c.DLQKafkaTopics); err != nil {
+		return err
+	}
+	for name, v := range map[string][]string{"DLQ_QUEUES": c.DLQQueues, "DLQ_BINDINGS": c.DLQBindings, "AMQP_CONNECTION_NAME": {c.AMQPConnName}} {
+		if err := config.CheckAMQPNames(name, v); err != nil {
+			return err
+		}
+	}
 	return nil
 }

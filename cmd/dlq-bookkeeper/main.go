@@ -35,7 +35,8 @@ and the PostgreSQL circuit breaker.`,
 
 func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 	pool, err := service.Connect(ctx, rt, service.Dependencies{
-		DatabaseURL: cfg.DatabaseURL, AMQPURL: cfg.AMQPURL, KafkaBrokers: cfg.KafkaBrokers,
+		DatabaseURL: cfg.DatabaseURL, AMQPURL: cfg.AMQPURL, AMQPTLS: cfg.AMQPTLS(),
+		KafkaBrokers: cfg.KafkaBrokers, Kafka: cfg.KafkaSecurity(),
 	})
 	if err != nil {
 		return err
@@ -62,7 +63,7 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 		batchWait = -1 // the packages read zero as their default
 	}
 	amqpConsumer, err := amqpdlq.New(amqpdlq.Config{
-		URL: cfg.AMQPURL, ConnectionName: cfg.AMQPConnName, DLX: cfg.AMQPDLX, SkipDeclare: !cfg.AMQPDeclare,
+		URL: cfg.AMQPURL, TLS: cfg.AMQPTLS(), ConnectionName: cfg.AMQPConnName, DLX: cfg.AMQPDLX, SkipDeclare: !cfg.AMQPDeclare,
 		Queues: cfg.DLQQueues, Bindings: cfg.DLQBindings,
 		BatchSize: cfg.BatchSize, BatchWait: batchWait,
 		Recorder: rec, Logger: rt.Logger(), Metrics: metrics,
@@ -72,7 +73,7 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 	}
 	rt.AddCheck("rabbitmq_consumer", health.CheckFunc(amqpConsumer.Check))
 	kafkaConsumer, err := kafkadlq.New(kafkadlq.Config{
-		Brokers: cfg.KafkaBrokers, GroupID: cfg.KafkaGroupID, Topics: cfg.DLQKafkaTopics,
+		Brokers: cfg.KafkaBrokers, Security: cfg.KafkaSecurity(), GroupID: cfg.KafkaGroupID, Topics: cfg.DLQKafkaTopics,
 		BatchSize: cfg.BatchSize, BatchWait: batchWait,
 		Recorder: rec, Logger: rt.Logger(), Metrics: metrics,
 	})

@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -35,6 +36,7 @@ type QueuePublisher interface {
 type AMQPPublisher struct {
 	url  string
 	name string
+	tls  *tls.Config
 
 	mu     sync.Mutex
 	conn   *amqp.Connection
@@ -45,6 +47,14 @@ type AMQPPublisher struct {
 // the client connection name shown in the management UI.
 func NewAMQPPublisher(url, connName string) *AMQPPublisher {
 	return &AMQPPublisher{url: url, name: connName}
+}
+
+// WithTLS sets the TLS configuration of an amqps:// url (CA, client
+// certificate, server name; cloned per connection) and returns p. Call it
+// before first use.
+func (p *AMQPPublisher) WithTLS(tc *tls.Config) *AMQPPublisher {
+	p.tls = tc
+	return p
 }
 
 func (p *AMQPPublisher) connection() (*amqp.Connection, error) {
@@ -58,7 +68,11 @@ func (p *AMQPPublisher) connection() (*amqp.Connection, error) {
 	}
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(p.name)
-	conn, err := amqp.DialConfig(p.url, amqp.Config{Properties: props})
+	var tc *tls.Config
+	if p.tls != nil {
+		tc = p.tls.Clone()
+	}
+	conn, err := amqp.DialConfig(p.url, amqp.Config{Properties: props, TLSClientConfig: tc})
 	if err != nil {
 		return nil, fmt.Errorf("dial RabbitMQ: %w", err)
 	}

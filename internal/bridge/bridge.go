@@ -70,6 +70,9 @@ func New(cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	sc := saramaConfig(cfg.Sarama, &cfg)
+	if err := cfg.KafkaSecurity.Apply(sc); err != nil {
+		return nil, fmt.Errorf("bridge: kafka security: %w", err)
+	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("bridge: sarama configuration: %w", err)
 	}
@@ -114,7 +117,7 @@ func (b *Bridge) dial() (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(b.cfg.ConnectionName)
 	tcp := amqp.DefaultDial(amqpDialTimeout)
-	return amqp.DialConfig(b.cfg.AMQPURL, amqp.Config{Properties: props, Dial: func(network, addr string) (net.Conn, error) {
+	return amqp.DialConfig(b.cfg.AMQPURL, amqp.Config{Properties: props, TLSClientConfig: b.cfg.AMQPTLS, Dial: func(network, addr string) (net.Conn, error) {
 		c, err := tcp(network, addr)
 		if err != nil {
 			return nil, err
@@ -152,7 +155,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 		return err
 	}
 	client, ok := dialRetry(ctx, b.log, "Kafka", func() (sarama.Client, error) {
-		return sarama.NewClient(b.cfg.Brokers, b.sarama)
+		c, err := sarama.NewClient(b.cfg.Brokers, b.sarama)
+		return c, b.cfg.KafkaSecurity.Explain(err)
 	})
 	if !ok {
 		return nil

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/firstunicorn/messagekit-go/pkg/kafkasecurity"
 )
 
 // Defaults of [Config].
@@ -78,6 +81,9 @@ type Config struct {
 
 	// AMQPURL is the RabbitMQ URL (AMQP_URL).
 	AMQPURL string
+	// AMQPTLS is the TLS configuration of an amqps:// AMQPURL (CA, client
+	// certificate, server name); nil means the system roots.
+	AMQPTLS *tls.Config
 	// Exchange is the exchange events are published to (AMQP_EXCHANGE);
 	// empty means [DefaultExchange].
 	Exchange string
@@ -156,6 +162,9 @@ type Config struct {
 	// marked offsets, and an idempotent dead-letter producer waiting for all
 	// in-sync replicas.
 	Sarama *sarama.Config
+	// KafkaSecurity is how Kafka is reached (TLS, SASL), applied over
+	// Sarama; its description goes into the errors of failed connections.
+	KafkaSecurity kafkasecurity.Config
 	// Logger receives session events, dead letters and retries; nil
 	// discards them.
 	Logger *slog.Logger

@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/IBM/sarama"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/firstunicorn/messagekit-go/pkg/kafkasecurity"
 )
 
 // Pinger is what the PostgreSQL check needs; *pgxpool.Pool implements it.
@@ -34,14 +37,26 @@ func Postgres(p Pinger) CheckFunc {
 // and write timeouts come from ctx's deadline. The error names every broker
 // tried.
 func Kafka(brokers []string) CheckFunc {
+	check, _ := SecureKafka(brokers, kafkasecurity.Config{}) // a zero Config has nothing to fail on
+	return check
+}
+
+// SecureKafka is Kafka connecting as sec says (TLS, SASL), as the work it
+// checks does. A failure's error says what was tried (sec.Explain). It
+// returns sec's error when its files cannot be read.
+func SecureKafka(brokers []string, sec kafkasecurity.Config) (CheckFunc, error) {
 	brokers = append([]string(nil), brokers...)
+	base, err := sec.NewSarama("messagekit-health")
+	if err != nil {
+		return nil, err
+	}
 	return func(ctx context.Context) error {
 		if len(brokers) == 0 {
 			return errors.New("kafka: no brokers configured")
 		}
 		var errs []error
 		for _, addr := range brokers {
-			err := kafkaMetadata(ctx, addr)
+			err := kafkaMetadata(ctx, addr, base)
 			if err == nil {
 				return nil
 			}
@@ -50,8 +65,8 @@ func Kafka(brokers []string) CheckFunc {
 				break
 			}
 		}
-		return errors.Join(errs...)
-	}
+		return sec.Explain(errors.Join(errs...))
+	}, nil
 }
 
 // fallbackTimeout bounds a check whose ctx has no deadline.
@@ -64,13 +79,13 @@ func remaining(ctx context.Context) time.Duration {
 	return fallbackTimeout
 }
 
-func kafkaMetadata(ctx context.Context, addr string) error {
+func kafkaMetadata(ctx context.Context, addr string, base *sarama.Config) error {
 	timeout := remaining(ctx)
 	if timeout <= 0 {
 		return context.DeadlineExceeded
 	}
-	conf := sarama.NewConfig()
-	conf.ClientID = "messagekit-health"
+	c := *base
+	conf := &c
 	conf.Net.DialTimeout = timeout
 	conf.Net.ReadTimeout = timeout
 	conf.Net.WriteTimeout = timeout
@@ -107,6 +122,7 @@ func kafkaMetadata(ctx context.Context, addr string) error {
 // Safe for concurrent use; calls are serialised.
 type RabbitMQCheck struct {
 	url  string
+	tls  *tls.Config
 	lock chan struct{} // one slot: a mutex that a ctx can give up on
 	conn *amqp.Connection
 	shut bool
@@ -114,8 +130,12 @@ type RabbitMQCheck struct {
 
 // RabbitMQ returns a check for the broker at url (amqp:// or amqps://).
 // Nothing is dialled before the first Check. Close it when done.
-func RabbitMQ(url string) *RabbitMQCheck {
-	return &RabbitMQCheck{url: url, lock: make(chan struct{}, 1)}
+func RabbitMQ(url string) *RabbitMQCheck { return RabbitMQTLS(url, nil) }
+
+// RabbitMQTLS is RabbitMQ with the TLS configuration of an amqps:// url
+// (CA, client certificate, server name); nil means the system roots.
+func RabbitMQTLS(url string, tc *tls.Config) *RabbitMQCheck {
+	return &RabbitMQCheck{url: url, tls: tc, lock: make(chan struct{}, 1)}
 }
 
 // errCheckClosed is returned by Check after Close.
@@ -134,10 +154,10 @@ func (c *RabbitMQCheck) Check(ctx context.Context) error {
 		return errCheckClosed
 	}
 	if c.conn == nil || c.conn.IsClosed() {
-		conn, err := dialAMQP(ctx, c.url)
+		conn, err := dialAMQP(ctx, c.url, c.tls)
 		if err != nil {
 			c.conn = nil
-			return fmt.Errorf("rabbitmq: %w", err)
+			return fmt.Errorf("rabbitmq (%s): %w", describeAMQP(c.url, c.tls), err)
 		}
 		c.conn = conn
 	}
@@ -187,11 +207,12 @@ func (c *RabbitMQCheck) Close() error {
 // dialAMQP dials url with every step (TCP, TLS, AMQP handshake) bounded by
 // ctx's deadline; amqp091 clears the socket deadline once the handshake is
 // done.
-func dialAMQP(ctx context.Context, url string) (*amqp.Connection, error) {
+func dialAMQP(ctx context.Context, url string, tc *tls.Config) (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName("messagekit readiness check")
 	return amqp.DialConfig(url, amqp.Config{
-		Properties: props,
+		Properties:      props,
+		TLSClientConfig: tc,
 		Dial: func(network, addr string) (net.Conn, error) {
 			var d net.Dialer
 			conn, err := d.DialContext(ctx, network, addr)
@@ -205,4 +226,22 @@ func dialAMQP(ctx context.Context, url string) (*amqp.Connection, error) {
 			return conn, nil
 		},
 	})
+}
+
+// describeAMQP says how url is reached, for error messages: TLS on or off
+// and, with TLS, whether a client certificate is sent. It never includes
+// the URL's credentials.
+func describeAMQP(url string, tc *tls.Config) string {
+	uri, err := amqp.ParseURI(url)
+	if err != nil {
+		return "unparseable URL"
+	}
+	where := fmt.Sprintf("%s:%d, user %s", uri.Host, uri.Port, uri.Username)
+	if uri.Scheme != "amqps" {
+		return where + ", TLS off"
+	}
+	if tc != nil && len(tc.Certificates) > 0 {
+		return where + ", TLS on with a client certificate"
+	}
+	return where + ", TLS on"
 }

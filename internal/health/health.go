@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sync"
@@ -95,12 +96,17 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Timeout bounds each check; zero means DefaultTimeout.
 	Timeout time.Duration
+	// Logger gets one line when a check goes down or its error changes
+	// (naming the check and the error) and one when it is up again, so a
+	// probe every few seconds does not repeat the same line; nil discards.
+	Logger *slog.Logger
 }
 
 // Handler serves /healthz, /readyz and /metrics. It is safe for concurrent
 // use; checks may be added while it serves.
 type Handler struct {
 	timeout time.Duration
+	log     *slog.Logger
 	metrics http.Handler
 	mux     *http.ServeMux
 	state   atomic.Int32
@@ -117,6 +123,8 @@ type entry struct {
 	name    string
 	checker Checker
 	busy    atomic.Bool // set while a call of checker is running
+	lastErr string      // the error last logged; evaluations run one at a time
+	wasDown bool
 }
 
 type evaluation struct {
@@ -137,8 +145,12 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	h := &Handler{
 		timeout: cfg.Timeout,
+		log:     cfg.Logger,
 		metrics: promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}),
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "messagekit_health_check_up",
@@ -263,6 +275,9 @@ func (h *Handler) evaluate(checks []*entry) Report {
 			clear(pending)
 		}
 	}
+	for _, e := range checks {
+		h.logTransition(e, report.Checks[e.name])
+	}
 	for name, res := range report.Checks {
 		if res.Status == StatusUp {
 			h.up.WithLabelValues(name).Set(1)
@@ -273,6 +288,18 @@ func (h *Handler) evaluate(checks []*entry) Report {
 		h.failures.WithLabelValues(name).Inc()
 	}
 	return report
+}
+
+// logTransition logs e's result when it differs from the last one logged.
+func (h *Handler) logTransition(e *entry, res Result) {
+	switch {
+	case res.Status == StatusUp && e.wasDown:
+		e.wasDown, e.lastErr = false, ""
+		h.log.Info("dependency ready again", slog.String("check", e.name))
+	case res.Status != StatusUp && (!e.wasDown || res.Error != e.lastErr):
+		e.wasDown, e.lastErr = true, res.Error
+		h.log.Warn("dependency not ready", slog.String("check", e.name), slog.String("error", res.Error))
+	}
 }
 
 // Close closes every registered checker that implements io.Closer and

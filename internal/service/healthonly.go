@@ -2,18 +2,25 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/firstunicorn/messagekit-go/internal/health"
+	"github.com/firstunicorn/messagekit-go/pkg/kafkasecurity"
 )
 
-// Dependencies are the services a binary's readiness depends on.
+// Dependencies are the services a binary's readiness depends on, reached
+// with the same settings as the binary's work.
 type Dependencies struct {
-	DatabaseURL  string
-	AMQPURL      string
+	DatabaseURL string
+	AMQPURL     string
+	// AMQPTLS is the TLS configuration of an amqps:// AMQPURL.
+	AMQPTLS      *tls.Config
 	KafkaBrokers []string
+	// Kafka is how Kafka is reached (TLS, SASL).
+	Kafka kafkasecurity.Config
 }
 
 // Connect opens a lazily connecting PostgreSQL pool for deps.DatabaseURL,
@@ -27,8 +34,12 @@ func Connect(ctx context.Context, rt *Runtime, deps Dependencies) (*pgxpool.Pool
 	}
 	rt.OnShutdown("postgres pool", func(context.Context) error { pool.Close(); return nil })
 	rt.AddCheck("postgres", health.Postgres(pool))
-	rt.AddCheck("rabbitmq", health.RabbitMQ(deps.AMQPURL))
-	rt.AddCheck("kafka", health.Kafka(deps.KafkaBrokers))
+	rt.AddCheck("rabbitmq", health.RabbitMQTLS(deps.AMQPURL, deps.AMQPTLS))
+	kafka, err := health.SecureKafka(deps.KafkaBrokers, deps.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	rt.AddCheck("kafka", kafka)
 	return pool, nil
 }
 

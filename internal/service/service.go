@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -85,6 +86,8 @@ const (
 	cmdHelp
 	cmdMigrateUp
 	cmdMigrateStatus
+	cmdConfig
+	cmdVersion
 )
 
 // parseArgs maps the command line to a command, or an error for stderr.
@@ -98,6 +101,10 @@ func parseArgs(args []string) (command, error) {
 		return cmdMigrateUp, nil
 	case "migrate status":
 		return cmdMigrateStatus, nil
+	case "config":
+		return cmdConfig, nil
+	case "version", "-version", "--version":
+		return cmdVersion, nil
 	}
 	if args[0] == "migrate" {
 		return 0, fmt.Errorf("unknown migrate command %q (want up or status)", strings.Join(args[1:], " "))
@@ -130,9 +137,27 @@ func Execute(ctx context.Context, spec Spec, args []string, stdout, stderr io.Wr
 		}
 		return ExitOK
 	}
+	if cmd == cmdVersion {
+		if err := writeVersion(stdout, spec.Name); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", spec.Name, err)
+			return ExitFailure
+		}
+		return ExitOK
+	}
 	if err := config.Load(spec.Config); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", spec.Name, err)
 		return ExitUsage
+	}
+	if err := checkTracesExporter(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", spec.Name, err)
+		return ExitUsage
+	}
+	if cmd == cmdConfig {
+		if err := config.WriteEffective(stdout, spec.Config); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", spec.Name, err)
+			return ExitFailure
+		}
+		return ExitOK
 	}
 	logger := logging.New(stderr, spec.Common.LogLevel.Level()).With(slog.String("service", spec.Name))
 
@@ -167,6 +192,8 @@ func WriteUsage(w io.Writer, spec Spec) error {
 		{"", "run until SIGTERM or SIGINT"},
 		{"migrate", "apply pending database migrations to DATABASE_URL and exit"},
 		{"migrate status", "list the migrations and whether each is applied"},
+		{"config", "check the configuration and print every variable: value (secrets as ***) and source (default, env, file)"},
+		{"version", "print the module version, VCS revision and Go version"},
 		{"help", "show this help (also -h, --help)"},
 	} {
 		fmt.Fprintf(&b, "  %-40s %s\n", strings.TrimSpace(spec.Name+" "+c[0]), c[1])
@@ -176,8 +203,11 @@ func WriteUsage(w io.Writer, spec Spec) error {
 		return err
 	}
 	otelRow := config.Var{Name: "OTEL_*", Description: "standard OpenTelemetry SDK variables; tracing is on only when " +
-		"OTEL_TRACES_EXPORTER (not none) or OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set"}
+		"OTEL_TRACES_EXPORTER (otlp or console; none turns it off) or OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set"}
 	if err := config.WriteUsage(w, spec.Config, otelRow); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "\nSecrets (%s) may be given as <NAME>_FILE=<path> instead: the value is read from\nthe file, one trailing newline dropped; setting both is an error.\n", strings.Join(fileVars(spec.Config), ", ")); err != nil {
 		return err
 	}
 	_, err := io.WriteString(w, `
@@ -191,6 +221,37 @@ failure or a shutdown that exceeded SHUTDOWN_TIMEOUT, 2 on a usage or
 configuration error.
 `)
 	return err
+}
+
+// tracesExporters are the OTEL_TRACES_EXPORTER values the SDK's autoexport
+// package builds an exporter for.
+var tracesExporters = []string{"otlp", "console", "none"}
+
+// checkTracesExporter refuses an OTEL_TRACES_EXPORTER the SDK does not
+// know, which would otherwise fail only once tracing starts.
+func checkTracesExporter() error {
+	v, ok := os.LookupEnv("OTEL_TRACES_EXPORTER")
+	if !ok || strings.TrimSpace(v) == "" {
+		return nil
+	}
+	for _, e := range strings.Split(v, ",") {
+		if !slices.Contains(tracesExporters, strings.TrimSpace(e)) {
+			return config.Invalid("OTEL_TRACES_EXPORTER", v, "want otlp, console or none")
+		}
+	}
+	return nil
+}
+
+// fileVars lists the variables of spec that may be given as <NAME>_FILE.
+func fileVars(spec any) []string {
+	vars, _ := config.Vars(spec)
+	var names []string
+	for _, v := range vars {
+		if v.File {
+			names = append(names, v.Name)
+		}
+	}
+	return names
 }
 
 func serve(ctx context.Context, spec Spec, logger *slog.Logger) int {
@@ -237,7 +298,7 @@ func run(ctx context.Context, spec Spec, logger *slog.Logger, tracing *telemetry
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
 	)
-	checks, err := health.New(health.Config{Registry: registry})
+	checks, err := health.New(health.Config{Registry: registry, Logger: logger})
 	if err != nil {
 		logger.Error("health set-up failed", slog.Any("error", err))
 		return ExitFailure

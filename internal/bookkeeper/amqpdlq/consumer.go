@@ -2,6 +2,7 @@ package amqpdlq
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,9 @@ const (
 type Config struct {
 	// URL is the broker (amqp:// or amqps://). Required.
 	URL string
+	// TLS is the TLS configuration of an amqps:// URL; nil means the
+	// system roots. It is cloned per connection.
+	TLS *tls.Config
 	// DLX is the dead-letter exchange consumer queues use (AMQP_DLX);
 	// default DefaultDLX.
 	DLX string
@@ -162,9 +166,14 @@ func (c *Consumer) Run(ctx context.Context) error { return c.Supervisor.Run(ctx,
 func (c *Consumer) session(ctx context.Context) (consumed bool, err error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(c.cfg.ConnectionName)
+	var tc *tls.Config
+	if c.cfg.TLS != nil {
+		tc = c.cfg.TLS.Clone()
+	}
 	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{
-		Properties: props,
-		Heartbeat:  10 * time.Second,
+		Properties:      props,
+		Heartbeat:       10 * time.Second,
+		TLSClientConfig: tc,
 		// Like amqp.DefaultDial, but a shutdown does not wait for a dial to
 		// an unreachable broker.
 		Dial: func(network, addr string) (net.Conn, error) {

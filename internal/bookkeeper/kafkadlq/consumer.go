@@ -12,6 +12,7 @@ import (
 
 	"github.com/firstunicorn/messagekit-go/internal/bookkeeper"
 	"github.com/firstunicorn/messagekit-go/internal/deadletter"
+	"github.com/firstunicorn/messagekit-go/pkg/kafkasecurity"
 )
 
 // Recorder stores batches of dead letters, blocking until they are
@@ -51,6 +52,10 @@ type Config struct {
 	// Version is the Kafka protocol version to speak; zero means sarama's
 	// default (2.8).
 	Version sarama.KafkaVersion
+	// Security is how Kafka is reached (TLS, SASL); the zero value is
+	// plaintext. Its description goes into the errors of failed
+	// connections.
+	Security kafkasecurity.Config
 	// ReconnectMin and ReconnectMax bound the doubling wait after the
 	// group fails; default DefaultReconnectMin and DefaultReconnectMax.
 	ReconnectMin, ReconnectMax time.Duration
@@ -110,6 +115,9 @@ func New(cfg Config) (*Consumer, error) {
 		cfg.ReconnectMax = DefaultReconnectMax
 	}
 	cfg.ReconnectMax = max(cfg.ReconnectMax, cfg.ReconnectMin)
+	if _, err := cfg.Security.NewSarama(""); err != nil {
+		return nil, fmt.Errorf("kafkadlq: %w", err)
+	}
 	c := &Consumer{cfg: cfg, log: cfg.Logger, Supervisor: bookkeeper.Supervisor{
 		Name: "kafka dead-letter consumer", Source: deadletter.SourceKafka,
 		Min: cfg.ReconnectMin, Max: cfg.ReconnectMax,
@@ -134,6 +142,7 @@ func (c *Consumer) saramaConfig() *sarama.Config {
 	sc.Consumer.Return.Errors = true
 	// Dead letters may be as large as the largest record a broker accepts.
 	sc.Consumer.Fetch.Max = 0
+	_ = c.cfg.Security.Apply(sc) // New checked it
 	return sc
 }
 
@@ -146,6 +155,7 @@ func (c *Consumer) Run(ctx context.Context) error { return c.Supervisor.Run(ctx,
 // reports whether a group session started.
 func (c *Consumer) session(ctx context.Context) (bool, error) {
 	group, err := sarama.NewConsumerGroup(c.cfg.Brokers, c.cfg.GroupID, c.saramaConfig())
+	err = c.cfg.Security.Explain(err)
 	if err != nil {
 		return false, fmt.Errorf("create consumer group %s: %w", c.cfg.GroupID, err)
 	}

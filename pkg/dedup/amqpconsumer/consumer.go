@@ -2,6 +2,7 @@ package amqpconsumer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +57,11 @@ const (
 type Config struct {
 	// URL of the broker; empty means [DefaultURL].
 	URL string
+	// TLS is the client TLS configuration of an amqps:// URL (CA, client
+	// certificate for mutual TLS, server name; tlsfiles.Config.Load builds
+	// one from PEM files); nil means the system roots and the URL's host.
+	// It is cloned per connection, not modified.
+	TLS *tls.Config
 	// Queue to consume.
 	Queue string
 	// Consumer is the dedup consumer name (processed_messages.consumer_name):
@@ -264,6 +270,7 @@ func (c *Consumer) session(ctx context.Context) (consumed bool, err error) {
 	props.SetClientConnectionName(c.cfg.ConnectionName)
 	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{
 		Properties: props, Heartbeat: heartbeat, Dial: amqp.DefaultDial(dialTimeout),
+		TLSClientConfig: cloneTLS(c.cfg.TLS),
 	})
 	if err != nil {
 		return false, fmt.Errorf("dial: %w", err)
@@ -432,4 +439,13 @@ func DeliveryFrom(ctx context.Context) (*amqp.Delivery, bool) {
 	t, _ := dedup.TransportFrom(ctx)
 	d, ok := t.(*amqp.Delivery)
 	return d, ok
+}
+
+// cloneTLS copies tc, which amqp091 would otherwise modify (it fills in the
+// server name), so one configuration may serve many consumers.
+func cloneTLS(tc *tls.Config) *tls.Config {
+	if tc == nil {
+		return nil
+	}
+	return tc.Clone()
 }
