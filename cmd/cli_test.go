@@ -43,7 +43,10 @@ type invalidCase struct {
 	want string
 }
 
-var common = []string{"DATABASE_URL", "HTTP_ADDR", "MIGRATE_ON_START", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "KAFKA_BROKERS", "AMQP_URL"}
+var common = []string{"DATABASE_URL", "HTTP_ADDR", "MIGRATE_ON_START", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "KAFKA_BROKERS", "AMQP_URL",
+	"MESSAGEKIT_ENV", "KAFKA_TLS", "KAFKA_TLS_CA_FILE", "KAFKA_TLS_CERT_FILE", "KAFKA_TLS_KEY_FILE", "KAFKA_TLS_SERVER_NAME",
+	"KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
+	"AMQP_TLS_CA_FILE", "AMQP_TLS_CERT_FILE", "AMQP_TLS_KEY_FILE", "AMQP_TLS_SERVER_NAME"}
 
 // shared are the invalid settings every binary must reject.
 var shared = []invalidCase{
@@ -51,6 +54,13 @@ var shared = []invalidCase{
 	{"HTTP_ADDR=nonsense", `invalid HTTP_ADDR "nonsense"`},
 	{"SHUTDOWN_TIMEOUT=soon", `invalid SHUTDOWN_TIMEOUT "soon"`},
 	{"LOG_LEVEL=loud", `invalid LOG_LEVEL "loud"`},
+	{"AMQP_URL=amqp://h:99999/", "invalid AMQP_URL: port 99999"},
+	{"KAFKA_BROKERS=a:9092 b:9092", `invalid KAFKA_BROKERS "a:9092 b:9092"`},
+	{"OTEL_TRACES_EXPORTER=jaeger", `invalid OTEL_TRACES_EXPORTER "jaeger": want otlp, console or none`},
+	{"KAFKA_SASL_MECHANISM=GSSAPI", `invalid KAFKA_SASL_MECHANISM "GSSAPI"`},
+	{"KAFKA_TLS_CA_FILE=/nonexistent/ca.pem", "invalid KAFKA_TLS_CA_FILE"},
+	{"DATABASE_URL_FILE=/nonexistent/db-url", `invalid DATABASE_URL_FILE "/nonexistent/db-url"`},
+	{"MESSAGEKIT_ENV=production", "invalid DATABASE_URL: must be set when MESSAGEKIT_ENV=production"},
 }
 
 var binaries = []binary{
@@ -69,6 +79,12 @@ var binaries = []binary{
 			{"BRIDGE_FETCH_MIN_BYTES=0", `invalid BRIDGE_FETCH_MIN_BYTES "0": must be at least 1`},
 			{"BRIDGE_FETCH_MAX_WAIT=500us", `invalid BRIDGE_FETCH_MAX_WAIT "500µs": must be at least 1ms`},
 			{"KAFKA_TOPICS=", "KAFKA_TOPICS must not be empty"},
+			{"BRIDGE_BATCH_SIZE=1000000000", `invalid BRIDGE_BATCH_SIZE "1000000000": must be at most 10000`},
+			{"KAFKA_TOPICS=orders/v1", `invalid KAFKA_TOPICS "orders/v1"`},
+			{"KAFKA_DLQ_TOPIC=" + strings.Repeat("t", 250), "invalid KAFKA_DLQ_TOPIC"},
+			{"BRIDGE_ROUTING_KEY={eventType", `invalid BRIDGE_ROUTING_KEY "{eventType"`},
+			{"BRIDGE_ROUTING_KEY={x}", "unknown placeholder {x}"},
+			{"AMQP_EXCHANGE=" + strings.Repeat("e", 256), "invalid AMQP_EXCHANGE"},
 		}, shared...),
 	},
 	{
@@ -79,6 +95,8 @@ var binaries = []binary{
 		invalid: append([]invalidCase{
 			{"AMQP_DECLARE=maybe", `invalid AMQP_DECLARE "maybe": want true or false`},
 			{"DLQ_QUEUES=a,,b", `invalid DLQ_QUEUES "a,,b"`},
+			{"DLQ_KAFKA_TOPICS=ok,not ok", `invalid DLQ_KAFKA_TOPICS "not ok"`},
+			{"DLQ_BINDINGS=" + strings.Repeat("b", 256), "invalid DLQ_BINDINGS"},
 		}, shared...),
 	},
 	{
@@ -89,6 +107,8 @@ var binaries = []binary{
 		invalid: append([]invalidCase{
 			{"ADMIN_READ_OPEN=maybe", `invalid ADMIN_READ_OPEN "maybe": want true or false`},
 			{"AMQP_URL=http://broker/", "invalid AMQP_URL"},
+			{"OUTBOX_TOPIC=a b", `invalid OUTBOX_TOPIC "a b"`},
+			{"ADMIN_TOKEN_FILE=/nonexistent/token", "invalid ADMIN_TOKEN_FILE: ADMIN_TOKEN is set too"},
 		}, shared...),
 	},
 }
