@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/firstunicorn/messagekit-go/internal/bookkeeper"
 	"github.com/firstunicorn/messagekit-go/internal/config"
 )
 
@@ -27,6 +28,14 @@ type Config struct {
 	BatchSize      int           `envconfig:"BOOKKEEPER_BATCH_SIZE" default:"100" desc:"most dead letters of one queue or partition stored in one transaction and acknowledged together (1 to 10000)"`
 	BatchWait      time.Duration `envconfig:"BOOKKEEPER_BATCH_WAIT" default:"5ms" desc:"how long a batch waits for more dead letters once one has arrived (0 for none)"`
 	BreakerTimeout time.Duration `envconfig:"BOOKKEEPER_BREAKER_TIMEOUT" default:"30s" desc:"how long consumption pauses after 5 consecutive PostgreSQL failures before one probe is let through"`
+
+	PruneInterval              time.Duration `envconfig:"PRUNE_INTERVAL" default:"5m" desc:"how often the pruner deletes expired rows (one bookkeeper per database at a time); 0 turns it off"`
+	RetentionProcessedMessages time.Duration `envconfig:"RETENTION_PROCESSED_MESSAGES" default:"168h" desc:"age after which processed_messages rows are pruned; must outlive Kafka's retention plus the longest replay window; 0 keeps them"`
+	RetentionDeadLetters       time.Duration `envconfig:"RETENTION_DEAD_LETTERS" default:"720h" desc:"age after which replayed and discarded dead letters are pruned (pending ones never are); 0 keeps them"`
+	RetentionAudit             time.Duration `envconfig:"RETENTION_AUDIT" default:"2160h" desc:"age after which admin_actions rows are pruned; 0 keeps them"`
+	RetentionOutbox            time.Duration `envconfig:"RETENTION_OUTBOX" default:"720h" desc:"age after which outbox_events rows are pruned (published ones only, unless the outbox is read by CDC); 0 keeps them"`
+	RetentionOutboxMode        string        `envconfig:"RETENTION_OUTBOX_MODE" default:"auto" desc:"relay (prune published outbox rows), cdc (prune every row) or auto (cdc when outbox_events is in a PostgreSQL publication)"`
+	PruneBatchSize             int           `envconfig:"PRUNE_BATCH_SIZE" default:"1000" desc:"most rows one pruning DELETE removes (1 to 100000); dead letters go 200 at a time"`
 }
 
 // Validate checks the bookkeeper's own variables.
@@ -36,6 +45,28 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchWait < 0 {
 		return config.Invalid("BOOKKEEPER_BATCH_WAIT", c.BatchWait.String(), "must not be negative")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"PRUNE_INTERVAL", c.PruneInterval},
+		{"RETENTION_PROCESSED_MESSAGES", c.RetentionProcessedMessages},
+		{"RETENTION_DEAD_LETTERS", c.RetentionDeadLetters},
+		{"RETENTION_AUDIT", c.RetentionAudit},
+		{"RETENTION_OUTBOX", c.RetentionOutbox},
+	} {
+		if d.v < 0 {
+			return config.Invalid(d.name, d.v.String(), "must not be negative (0 turns it off)")
+		}
+	}
+	switch bookkeeper.OutboxMode(c.RetentionOutboxMode) {
+	case bookkeeper.OutboxAuto, bookkeeper.OutboxRelay, bookkeeper.OutboxCDC:
+	default:
+		return config.Invalid("RETENTION_OUTBOX_MODE", c.RetentionOutboxMode, "must be auto, relay or cdc")
+	}
+	if c.PruneBatchSize < 1 || c.PruneBatchSize > 100000 {
+		return config.Invalid("PRUNE_BATCH_SIZE", fmt.Sprint(c.PruneBatchSize), "must be from 1 to 100000")
 	}
 	if c.BreakerTimeout <= 0 {
 		return config.Invalid("BOOKKEEPER_BREAKER_TIMEOUT", c.BreakerTimeout.String(), "must be positive")

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/firstunicorn/messagekit-go/internal/bookkeeper"
 	"github.com/firstunicorn/messagekit-go/internal/bookkeeper/amqpdlq"
 	"github.com/firstunicorn/messagekit-go/internal/bookkeeper/kafkadlq"
 	"github.com/firstunicorn/messagekit-go/internal/deadletter"
 	"github.com/firstunicorn/messagekit-go/internal/health"
 	"github.com/firstunicorn/messagekit-go/internal/service"
+	"github.com/firstunicorn/messagekit-go/pkg/retention"
 )
 
 func main() {
@@ -82,6 +85,34 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 	}
 	rt.AddCheck("kafka_consumer", health.CheckFunc(kafkaConsumer.Check))
 
+	runners := []bookkeeper.Runner{amqpConsumer, kafkaConsumer}
+	if cfg.PruneInterval > 0 {
+		pruner, err := newPruner(pool, rt, cfg)
+		if err != nil {
+			return err
+		}
+		if pruner != nil {
+			runners = append(runners, pruner)
+		}
+	}
+
 	rt.SetReady()
-	return bookkeeper.RunAll(ctx, amqpConsumer, kafkaConsumer)
+	return bookkeeper.RunAll(ctx, runners...)
+}
+
+// newPruner builds the pruner of DESIGN.md §12; nil when every table is
+// kept forever.
+func newPruner(pool *pgxpool.Pool, rt *service.Runtime, cfg *Config) (*retention.Pruner, error) {
+	tables, err := bookkeeper.Retention{
+		ProcessedMessages: cfg.RetentionProcessedMessages, DeadLetters: cfg.RetentionDeadLetters,
+		Audit: cfg.RetentionAudit, Outbox: cfg.RetentionOutbox,
+		OutboxMode: bookkeeper.OutboxMode(cfg.RetentionOutboxMode), BatchSize: cfg.PruneBatchSize,
+	}.Tables(pool, rt.Logger())
+	if err != nil || len(tables) == 0 {
+		return nil, err
+	}
+	return retention.New(retention.Config{
+		Tables: tables, Interval: cfg.PruneInterval, DB: pool,
+		Component: "bookkeeper", Logger: rt.Logger(), Metrics: rt.Registry(),
+	})
 }

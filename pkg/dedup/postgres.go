@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/firstunicorn/messagekit-go/pkg/retention"
 )
 
 // DefaultPruneBatch is the number of rows [Postgres.Prune] and
@@ -175,4 +177,13 @@ func firstOccurrences(ids []uuid.UUID, claimed map[uuid.UUID]struct{}) []bool {
 		}
 	}
 	return out
+}
+
+// RetentionTable returns processed_messages as a [retention.Table] whose
+// Prune calls [Postgres.Prune] with olderThan and batch, for a
+// [retention.Pruner] to run every interval.
+func (p *Postgres) RetentionTable(olderThan time.Duration, batch int) retention.Table {
+	return retention.Table{Name: "processed_messages", Prune: func(ctx context.Context) (int64, error) {
+		return p.Prune(ctx, olderThan, batch)
+	}}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/firstunicorn/messagekit-go/pkg/retention"
 )
 
 // DefaultPruneBatchSize is how many rows one [Prune] statement deletes at
@@ -77,4 +79,13 @@ func Prune(ctx context.Context, db Execer, retention time.Duration, opts PruneOp
 			return total, nil
 		}
 	}
+}
+
+// RetentionTable returns outbox_events as a [retention.Table] whose Prune
+// calls [Prune] with db, olderThan and opts, for a [retention.Pruner] to
+// run every interval.
+func RetentionTable(db Execer, olderThan time.Duration, opts PruneOptions) retention.Table {
+	return retention.Table{Name: "outbox_events", Prune: func(ctx context.Context) (int64, error) {
+		return Prune(ctx, db, olderThan, opts)
+	}}
 }
