@@ -26,9 +26,9 @@ type Dependencies struct {
 // Connect opens a lazily connecting PostgreSQL pool for deps.DatabaseURL,
 // closed at shutdown, and registers the readiness checks "postgres",
 // "rabbitmq" and "kafka". It returns an error only when the database URL
-// is invalid.
+// is invalid. The pool is sized as NewPool says.
 func Connect(ctx context.Context, rt *Runtime, deps Dependencies) (*pgxpool.Pool, error) {
-	pool, err := pgxpool.New(ctx, deps.DatabaseURL)
+	pool, err := NewPool(ctx, deps.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("postgres pool: %w", err)
 	}

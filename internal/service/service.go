@@ -62,7 +62,23 @@ type Spec struct {
 	// the process exit with ExitFailure; returning nil before ctx ends shuts
 	// the process down with ExitOK.
 	Run func(ctx context.Context, rt *Runtime) error
+	// ReadTimeout bounds reading one request, headers and body, so that a
+	// client sending slowly cannot hold a handler (and its connection) open
+	// without end; zero means [DefaultReadTimeout]. Responses are not
+	// bounded: a streaming response may run as long as it writes.
+	ReadTimeout time.Duration
 }
+
+// Time bounds of the HTTP server of every binary.
+const (
+	// DefaultReadTimeout is the default [Spec.ReadTimeout]: time for a
+	// request of a few MiB at a slow client's pace.
+	DefaultReadTimeout = 30 * time.Second
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout = 10 * time.Second
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout = 2 * time.Minute
+)
 
 // Main runs the binary described by spec with the process's arguments and
 // exits with Execute's code. SIGINT and SIGTERM start the graceful shutdown;
@@ -311,10 +327,15 @@ func run(ctx context.Context, spec Spec, logger *slog.Logger, tracing *telemetry
 	}
 	mux := http.NewServeMux()
 	checks.Register(mux)
+	readTimeout := spec.ReadTimeout
+	if readTimeout <= 0 {
+		readTimeout = DefaultReadTimeout
+	}
 	srv := &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: min(ReadHeaderTimeout, readTimeout),
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	rt := &Runtime{

@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -424,5 +426,79 @@ func TestMigrateOnStart(t *testing.T) {
 	r = execute(context.Background(), newSpec(mustNotRun(t)))
 	if r.code != service.ExitFailure || logLine(t, r.stderr, "migrate on start failed") == nil {
 		t.Fatalf("code %d, logs:\n%s", r.code, r.stderr)
+	}
+}
+
+// Pins the body read timeout: two clients sending a request body at one
+// byte a second hold their handlers no longer than ReadTimeout; the
+// handlers see a read error and return.
+func TestSlowBodyReleasesHandler(t *testing.T) {
+	setEnv(t, map[string]string{})
+	const timeout = time.Second
+	var released atomic.Int32
+	addr := make(chan string, 1)
+	spec := newSpec(func(ctx context.Context, rt *service.Runtime) error {
+		rt.Handle("POST /slow", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, err := io.ReadAll(r.Body)
+			if err != nil {
+				released.Add(1)
+				http.Error(w, err.Error(), http.StatusRequestTimeout)
+			}
+		}))
+		addr <- rt.Addr().String()
+		<-ctx.Done()
+		return nil
+	})
+	spec.ReadTimeout = timeout
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); execute(ctx, spec) }()
+	defer func() { cancel(); <-done }()
+	a := <-addr
+
+	start := time.Now()
+	for range 2 {
+		conn, err := net.Dial("tcp", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		go func() {
+			_, _ = fmt.Fprintf(conn, "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+			for range 1000 {
+				if _, err := conn.Write([]byte("x")); err != nil {
+					return
+				}
+				time.Sleep(time.Second)
+			}
+		}()
+	}
+	waitFor(t, "both handlers released", func() bool { return released.Load() == 2 })
+	if d := time.Since(start); d > timeout+5*time.Second {
+		t.Errorf("handlers released after %v, want about %v", d, timeout)
+	}
+}
+
+// Pins the pool size: GOMAXPROCS-aware unless the URL says pool_max_conns.
+func TestNewPoolSize(t *testing.T) {
+	ctx := context.Background()
+	// More than the CPUs pgx's default counts, as a CPU limit is fewer.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(runtime.NumCPU() + 6))
+	for url, want := range map[string]int32{
+		"postgres://u@127.0.0.1:1/db":                   int32(max(service.MinPoolConns, runtime.GOMAXPROCS(0))),
+		"postgres://u@127.0.0.1:1/db?pool_max_conns=17": 17,
+		"host=127.0.0.1 port=1 user=u pool_max_conns=3": 3,
+	} {
+		pool, err := service.NewPool(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pool.Config().MaxConns; got != want {
+			t.Errorf("%s: MaxConns %d, want %d", url, got, want)
+		}
+		pool.Close()
+	}
+	if _, err := service.NewPool(ctx, "postgres://u@127.0.0.1:1/db?pool_max_conns=x"); err == nil {
+		t.Error("an invalid pool_max_conns was accepted")
 	}
 }
