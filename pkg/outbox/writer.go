@@ -50,6 +50,18 @@ type WriterConfig struct {
 	// nested. It is read, never modified, and must not be changed while the
 	// Writer is in use.
 	ShapeByType map[string]contracts.Shape
+	// Checker, when set, is asked about every event after it validated;
+	// an error refuses the whole call, as an invalid event does. An event
+	// catalog (catalog.Watcher or *catalog.Catalog from
+	// pkg/contracts/catalog) is one. It may be called from several
+	// goroutines at once.
+	Checker Checker
+}
+
+// Checker accepts or refuses an event before it is written; Check returns
+// nil to accept. See [WriterConfig.Checker].
+type Checker interface {
+	Check(contracts.Envelope) error
 }
 
 // DefaultAggregateType returns the middle segment of the event type, the
@@ -73,12 +85,13 @@ type Writer struct {
 	aggregateType func(contracts.Envelope) string
 	shape         contracts.Shape
 	shapeByType   map[string]contracts.Shape
+	checker       Checker
 }
 
 // NewWriter returns a Writer configured by cfg.
 func NewWriter(cfg WriterConfig) *Writer {
 	return &Writer{propagator: cfg.Propagator, aggregateType: cfg.AggregateType,
-		shape: cfg.Shape, shapeByType: cfg.ShapeByType}
+		shape: cfg.Shape, shapeByType: cfg.ShapeByType, checker: cfg.Checker}
 }
 
 // shapeOf returns the wire shape of e's payload.
@@ -116,7 +129,8 @@ const insertMany = `INSERT INTO outbox_events
 // (which names the field) and sends nothing, so tx stays usable. A repeated
 // eventId wraps [ErrDuplicateEventID]. Other errors come from the database
 // and leave tx aborted, as any failed statement does. Add with no events
-// does nothing.
+// does nothing. With a [WriterConfig.Checker] (an event catalog), an event
+// it refuses fails the call the same way, before anything is sent.
 func (w *Writer) Add(ctx context.Context, tx Execer, events ...contracts.Envelope) error {
 	sql, args, err := w.insert(ctx, events)
 	if err != nil || sql == "" {
@@ -186,6 +200,9 @@ func (w *Writer) insert(ctx context.Context, events []contracts.Envelope) (strin
 	occurred := make([]time.Time, len(events))
 	for i, e := range events {
 		payload, err := e.MarshalShape(w.shapeOf(e)) // validates
+		if err == nil && w != nil && w.checker != nil {
+			err = w.checker.Check(e)
+		}
 		if err != nil {
 			return "", nil, fmt.Errorf("outbox: event %d of %d: %w", i+1, len(events), err)
 		}
