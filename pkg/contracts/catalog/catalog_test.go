@@ -1,8 +1,8 @@
 package catalog_test
 
 import (
-	"encoding/json"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
