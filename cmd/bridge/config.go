@@ -22,6 +22,8 @@ type Config struct {
 	KafkaGroupID  string      `envconfig:"KAFKA_GROUP_ID" default:"messagekit-bridge" desc:"Kafka consumer group"`
 	KafkaDLQTopic string      `envconfig:"KAFKA_DLQ_TOPIC" desc:"Kafka topic for poison records; empty means <source topic>.dlq"`
 
+	config.Catalog
+
 	config.AMQP
 	AMQPExchange string `envconfig:"AMQP_EXCHANGE" default:"events" desc:"RabbitMQ exchange (durable topic) events are published to"`
 	AMQPDeclare  bool   `envconfig:"AMQP_DECLARE" default:"true" desc:"declare AMQP_EXCHANGE and AMQP_DLX at start and after every reconnection"`

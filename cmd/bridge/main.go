@@ -24,7 +24,13 @@ Kafka and the circuit breaker.
 
 Every publish is traced (OTEL_* variables): its span is the child of the
 record's traceparent and its context goes into the AMQP headers. /metrics
-includes messagekit_bridge_consumer_lag_records{topic,partition}.`,
+includes messagekit_bridge_consumer_lag_records{topic,partition}.
+
+With EVENT_CATALOG_PATH or EVENT_CATALOG_REPO_URL, every event is checked
+against the event catalog: type and source listed, data valid against the
+JSON Schema of its dataVersion. In EVENT_CATALOG_STRICT_MODE a violation is
+dead-lettered with stage VALIDATE; otherwise it is bridged and counted in
+messagekit_bridge_catalog_violations_total{kind}.`,
 		Config:   &cfg,
 		Common:   &cfg.Common,
 		HTTPAddr: &cfg.HTTPAddr,
@@ -49,7 +55,11 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	b, err := bridge.New(bridge.Config{
+	cat, err := service.Catalog(ctx, rt, cfg.Catalog)
+	if err != nil {
+		return err
+	}
+	bcfg := bridge.Config{
 		Brokers:        cfg.KafkaBrokers,
 		Topics:         cfg.KafkaTopics,
 		Group:          cfg.KafkaGroupID,
@@ -75,7 +85,11 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 		Metrics:        rt.Registry(),
 		TracerProvider: rt.TracerProvider(),
 		Propagator:     rt.Propagator(),
-	})
+	}
+	if cat != nil {
+		bcfg.Catalog = cat
+	}
+	b, err := bridge.New(bcfg)
 	if err != nil {
 		return err
 	}

@@ -225,3 +225,32 @@ func checkURLPort(raw string) error {
 	}
 	return nil
 }
+
+// Catalog holds the event catalog settings (DESIGN.md §5, §13) of the
+// binaries that validate against one, to embed in a binary's config struct.
+// Neither EVENT_CATALOG_PATH nor EVENT_CATALOG_REPO_URL set means no catalog.
+type Catalog struct {
+	// CatalogPath is EVENT_CATALOG_PATH, a catalog directory.
+	CatalogPath string `envconfig:"EVENT_CATALOG_PATH" desc:"event catalog directory (events.toml, services.toml, schemas/), e.g. kept by a git-sync sidecar; reloaded every EVENT_CATALOG_REFRESH_INTERVAL"`
+	// CatalogRepoURL is EVENT_CATALOG_REPO_URL, a git repository.
+	CatalogRepoURL Secret `envconfig:"EVENT_CATALOG_REPO_URL" desc:"git repository of the event catalog (https://, ssh://, file:// or a local path), read in process; exclusive with EVENT_CATALOG_PATH"`
+	// CatalogBranch is EVENT_CATALOG_BRANCH.
+	CatalogBranch string `envconfig:"EVENT_CATALOG_BRANCH" default:"main" desc:"branch of EVENT_CATALOG_REPO_URL"`
+	// CatalogRefresh is EVENT_CATALOG_REFRESH_INTERVAL.
+	CatalogRefresh Interval `envconfig:"EVENT_CATALOG_REFRESH_INTERVAL" default:"3600s" desc:"how often the event catalog is read again (seconds, or a duration such as 5m); a failed read keeps the last good catalog"`
+	// CatalogStrict is EVENT_CATALOG_STRICT_MODE.
+	CatalogStrict bool `envconfig:"EVENT_CATALOG_STRICT_MODE" default:"false" desc:"true refuses (the bridge dead-letters with stage VALIDATE) events whose type, source or data the catalog does not accept; false counts and logs them"`
+}
+
+func (c *Catalog) check() error {
+	if c.CatalogPath != "" && c.CatalogRepoURL.IsSet() {
+		return &Error{Var: "EVENT_CATALOG_PATH", Err: errors.New("set either EVENT_CATALOG_PATH or EVENT_CATALOG_REPO_URL, not both")}
+	}
+	if c.CatalogRefresh <= 0 {
+		return Invalid("EVENT_CATALOG_REFRESH_INTERVAL", time.Duration(c.CatalogRefresh).String(), "must be positive")
+	}
+	if c.CatalogRepoURL.IsSet() && c.CatalogBranch == "" {
+		return &Error{Var: "EVENT_CATALOG_BRANCH", Err: errEmpty}
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ListenAddr is an address to listen on, host:port, where host may be empty
@@ -121,3 +122,28 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
 // LogValue returns a placeholder, never the value, so slog cannot log it.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// Interval is a duration given as a number of seconds ("3600", the Python
+// messagekit's form) or as a Go duration ("1h", "90s").
+type Interval time.Duration
+
+// Decode sets i from s.
+func (i *Interval) Decode(s string) error {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return errEmpty
+	}
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		*i = Interval(time.Duration(n * float64(time.Second)))
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("want seconds (3600) or a duration (1h, 90s)")
+	}
+	*i = Interval(d)
+	return nil
+}
+
+// String returns the interval as a Go duration.
+func (i Interval) String() string { return time.Duration(i).String() }
