@@ -278,6 +278,17 @@ func (b *Bridge) classify(msg *sarama.ConsumerMessage) record {
 		return r
 	}
 	r.env = env
+	if b.cfg.Catalog != nil {
+		if v := b.cfg.Catalog.Inspect(env); v != nil {
+			b.metrics.violations.WithLabelValues(string(v.Kind)).Inc()
+			if b.cfg.Catalog.Strict() {
+				r.outcome, r.stage, r.err = deadLetter, contracts.StageValidate, v
+				return r
+			}
+			b.log.Debug("bridging an event the catalog does not accept", "topic", msg.Topic, "partition", msg.Partition,
+				"offset", msg.Offset, "event_id", env.EventID, "kind", string(v.Kind), "reason", v.Error())
+		}
+	}
 	r.key = ReplayKey(env.EventID, r.replayID)
 	r.routingKey = b.key.Render(env.EventType, r.aggregateType, env.Source)
 	return r

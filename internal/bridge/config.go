@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/firstunicorn/messagekit-go/pkg/contracts"
+	"github.com/firstunicorn/messagekit-go/pkg/contracts/catalog"
 	"github.com/firstunicorn/messagekit-go/pkg/kafkasecurity"
 )
 
@@ -165,6 +167,12 @@ type Config struct {
 	// KafkaSecurity is how Kafka is reached (TLS, SASL), applied over
 	// Sarama; its description goes into the errors of failed connections.
 	KafkaSecurity kafkasecurity.Config
+	// Catalog, when set, checks every decoded event against an event
+	// catalog (DESIGN.md §13, EVENT_CATALOG_*). A violation is counted in
+	// messagekit_bridge_catalog_violations_total{kind}; in strict mode the
+	// record is dead-lettered with stage VALIDATE and the violation as its
+	// exception message, otherwise it is bridged. Nil means no catalog.
+	Catalog Catalog
 	// Logger receives session events, dead letters and retries; nil
 	// discards them.
 	Logger *slog.Logger
@@ -178,6 +186,16 @@ type Config struct {
 	// and injects the span's into the AMQP headers; nil means W3C
 	// TraceContext (traceparent, tracestate).
 	Propagator propagation.TextMapPropagator
+}
+
+// Catalog is the event catalog the bridge checks events against;
+// *catalog.Watcher and *catalog.Catalog satisfy it. Both methods may be
+// called from several goroutines at once.
+type Catalog interface {
+	// Inspect returns the first catalog rule e breaks, or nil.
+	Inspect(e contracts.Envelope) *catalog.Violation
+	// Strict reports whether a violation is dead-lettered.
+	Strict() bool
 }
 
 // withDefaults validates c and fills its defaults.

@@ -18,6 +18,7 @@ type metrics struct {
 	lag          prometheus.Histogram
 	breakerState prometheus.Gauge
 	consumerLag  *prometheus.GaugeVec
+	violations   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -56,11 +57,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "messagekit_bridge_consumer_lag_records",
 			Help: "Records of a claimed partition not yet marked: high-water mark minus the next offset to mark, updated per batch.",
 		}, []string{"topic", "partition"}),
+		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messagekit_bridge_catalog_violations_total",
+			Help: "Events the event catalog does not accept, by kind (unknown_type, unknown_source, unknown_version, schema); dead-lettered in strict mode, bridged otherwise.",
+		}, []string{"kind"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.consumed, m.published, m.duplicates, m.deadLettered, m.unroutable, m.latency, m.batchSize, m.lag, m.breakerState, m.consumerLag} {
+	for _, c := range []prometheus.Collector{m.consumed, m.published, m.duplicates, m.deadLettered, m.unroutable, m.latency, m.batchSize, m.lag, m.breakerState, m.consumerLag, m.violations} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("bridge: register metrics: %w", err)
 		}
