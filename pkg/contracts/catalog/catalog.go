@@ -43,6 +43,7 @@ type Catalog struct {
 	services map[string]*Service
 	strict   bool
 	log      *slog.Logger
+	fsys     fs.FS // for the documents a schema's $ref names
 	// Revision names what was loaded: a commit hash for a git catalog,
 	// empty for a directory.
 	Revision string
@@ -88,7 +89,7 @@ type Service struct {
 // files events.toml names, compiling every schema. It returns a
 // [*FileError] naming the file, line and key of the first problem.
 func Load(fsys fs.FS, opts Options) (*Catalog, error) {
-	c := &Catalog{events: map[string]*EventType{}, services: map[string]*Service{}, strict: opts.Strict, log: opts.Logger}
+	c := &Catalog{events: map[string]*EventType{}, services: map[string]*Service{}, strict: opts.Strict, log: opts.Logger, fsys: fsys}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

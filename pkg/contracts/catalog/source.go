@@ -98,7 +98,10 @@ func (g Git) String() string {
 // expression git rev-parse understands, e.g. "HEAD~1") of the repository
 // at dir, or a directory above it.
 func GitRevision(dir, rev string) (fs.FS, string, error) {
-	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	repo, err := git.PlainOpen(dir) // a bare repository, or a work tree's top
+	if err != nil {
+		repo, err = git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("git %s: %w", dir, err)
 	}
