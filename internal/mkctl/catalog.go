@@ -15,8 +15,10 @@ var catalogCommands = map[string]command{
 	"check": {
 		summary: "fail, listing each, when NEW has a change that breaks consumers of OLD",
 		usage:   "[-repo DIR] OLD NEW",
-		flags:   func(fs *flag.FlagSet) { fs.String("repo", ".", "git repository in which OLD or NEW name a revision when they are not directories") },
-		run:     catalogCheck,
+		flags: func(fs *flag.FlagSet) {
+			fs.String("repo", ".", "git repository in which OLD or NEW name a revision when they are not directories")
+		},
+		run: catalogCheck,
 	},
 	"doc": {
 		summary: "write the catalog as a Markdown document",
