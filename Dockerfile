@@ -25,7 +25,7 @@ RUN go mod download && go mod verify
 COPY . .
 
 FROM source AS build
-RUN go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/services/ ./cmd/bridge ./cmd/dlq-bookkeeper ./cmd/admin-api
+RUN go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/services/ ./cmd/bridge ./cmd/dlq-bookkeeper ./cmd/admin-api ./cmd/mkctl
 
 FROM source AS build-examples
 RUN go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/examples/ ./examples/producer ./examples/consumer
