@@ -15,6 +15,7 @@ type Config struct {
 	OutboxTopic string `envconfig:"OUTBOX_TOPIC" default:"events" desc:"Kafka topic outbox replays are written to"`
 
 	config.AMQP
+	config.Catalog
 	AMQPConnName string `envconfig:"AMQP_CONNECTION_NAME" default:"messagekit-admin-api" desc:"client-provided name of the RabbitMQ connection replays are published on"`
 	AMQPExchange string `envconfig:"AMQP_EXCHANGE" default:"events" desc:"RabbitMQ exchange the bridge publishes to"`
 

@@ -26,7 +26,8 @@ events (/dlq) and their retry, outbox replay by time range to OUTBOX_TOPIC
 (/replay), outbox statistics and /api/v1/openapi.json; and /health,
 /health/outbox without a token. RabbitMQ dead letters go back to their own
 queue, Kafka ones to their original topic. It checks PostgreSQL, RabbitMQ and
-Kafka on /readyz and applies migrations.`,
+Kafka on /readyz and applies migrations. With EVENT_CATALOG_PATH or
+EVENT_CATALOG_REPO_URL, GET /api/v1/catalog serves the event catalog.`,
 		Config:   cfg,
 		Common:   &cfg.Common,
 		HTTPAddr: &cfg.HTTPAddr,
@@ -69,12 +70,20 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 		return p, nil
 	})
 	rt.OnShutdown("kafka producer", func(context.Context) error { return kafka.Close() })
-	api, err := adminapi.New(adminapi.Config{
+	cat, err := service.Catalog(ctx, rt, cfg.Catalog)
+	if err != nil {
+		return err
+	}
+	acfg := adminapi.Config{
 		DeadLetters: store, DB: pool,
 		Token: cfg.AdminToken.Reveal(), ReadOpen: cfg.AdminReadOpen, SlotName: cfg.OutboxSlotName,
 		Service: "messagekit-admin-api", Logger: rt.Logger(), Metrics: metrics,
 		Queues: queues, Kafka: kafka, OutboxTopic: cfg.OutboxTopic,
-	})
+	}
+	if cat != nil {
+		acfg.Catalog = cat
+	}
+	api, err := adminapi.New(acfg)
 	if err != nil {
 		return err
 	}

@@ -74,6 +74,8 @@ type Config struct {
 	// OutboxTopic is where POST /replay writes; empty means
 	// DefaultOutboxTopic.
 	OutboxTopic string
+	// Catalog serves GET /api/v1/catalog; nil: it answers 404.
+	Catalog CatalogSource
 }
 
 // Handler serves the admin API. It is safe for concurrent use.
@@ -90,6 +92,7 @@ type Handler struct {
 	queues   QueuePublisher
 	kafka    outbox.Publisher
 	topic    string
+	catalog  CatalogSource
 }
 
 // New returns the Handler described by cfg. It returns an error when
@@ -104,7 +107,7 @@ func New(cfg Config) (*Handler, error) {
 	h := &Handler{
 		dl: cfg.DeadLetters, db: cfg.DB, token: []byte(cfg.Token), readOpen: cfg.ReadOpen,
 		slot: cfg.SlotName, service: cfg.Service, logger: cfg.Logger, metrics: cfg.Metrics,
-		queues: cfg.Queues, kafka: cfg.Kafka, topic: cfg.OutboxTopic,
+		queues: cfg.Queues, kafka: cfg.Kafka, topic: cfg.OutboxTopic, catalog: cfg.Catalog,
 	}
 	if h.topic == "" {
 		h.topic = DefaultOutboxTopic
@@ -153,6 +156,7 @@ func (h *Handler) routes(m *Metrics) chi.Router {
 		r.Post("/api/v1/dlq/{event_id}/retry", h.retryFailed)
 		r.Get("/api/v1/replay", h.previewReplay)
 		r.Post("/api/v1/replay", h.replayOutbox)
+		r.Get("/api/v1/catalog", h.getCatalog)
 	})
 	return r
 }
