@@ -73,6 +73,11 @@ func (o *options) bridgeVars(e *env, t *topic, group, name string) []string {
 	if o.batchWait >= 0 {
 		vars = append(vars, "BRIDGE_BATCH_WAIT="+o.batchWait.String())
 	}
+	if strings.HasSuffix(name, catalogSuffix) {
+		// Strict: a record the catalog refused would never arrive, so a
+		// finished run shows that every record was validated and passed.
+		vars = append(vars, "EVENT_CATALOG_PATH="+o.catalogDir, "EVENT_CATALOG_STRICT_MODE=true")
+	}
 	if o.profileDir != "" {
 		vars = append(vars, "BRIDGE_CPU_PROFILE="+filepath.Join(o.profileDir, name+".pprof"))
 	}

@@ -38,6 +38,8 @@ type options struct {
 	verbose         bool
 	extraEnv        []string
 	tmp             string
+	catalog         string // "", "on" or "alternate"
+	catalogDir      string
 }
 
 // report is everything one tool run measured; -json prints it.
@@ -111,6 +113,7 @@ flat.
 	fs.StringVar(&o.profileDir, "profile-dir", "", "write each bridge's CPU profile there (BRIDGE_CPU_PROFILE=<dir>/<run>.pprof)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (bridge logs, binary)")
 	fs.BoolVar(&o.verbose, "v", false, "print progress every second")
+	fs.StringVar(&o.catalog, "catalog", "", "validate against an event catalog (a schema of realistic size, strict mode): on for every bridge run, alternate for off, on, off, … over -rounds (a same-run comparison); records' data are then orders the schema accepts")
 	fs.Var(&extra, "env", "extra NAME=value for the bridge (repeatable), e.g. -env LOG_LEVEL=warn")
 	_ = fs.Parse(os.Args[1:])
 	o.extraEnv = extra
@@ -127,6 +130,10 @@ flat.
 	}
 	if o.n < 10 || o.partitions < 1 || o.batch < 1 || o.rounds < 1 || o.rate <= 0 || o.size < 1 || o.produceBatch < o.size+100 {
 		fmt.Fprintln(os.Stderr, "load: -n ≥ 10, -partitions, -batch, -rounds, -rate and -size must be positive, -produce-batch-bytes larger than -size")
+		os.Exit(2)
+	}
+	if o.catalog != "" && o.catalog != "on" && o.catalog != "alternate" {
+		fmt.Fprintln(os.Stderr, "load: -catalog wants on or alternate")
 		os.Exit(2)
 	}
 	if o.ceilingChannels == 0 {
@@ -178,7 +185,12 @@ func run(ctx context.Context, o *options) (err error) {
 	load, _ := os.ReadFile("/proc/loadavg")
 	rep := &report{Started: began.UTC(), Load1: strings.TrimSpace(string(load)), Records: o.n, Size: o.size,
 		Partitions: o.partitions, Batch: o.batch, PreloadSeconds: map[string]float64{}}
-	gen := &envelopes{size: o.size}
+	gen := &envelopes{size: o.size, orders: o.catalog != ""}
+	if o.catalog != "" {
+		if o.catalogDir, err = writeCatalog(o.tmp); err != nil {
+			return err
+		}
+	}
 	progress := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, args...)...)
 	}
@@ -209,7 +221,11 @@ func run(ctx context.Context, o *options) (err error) {
 				rep.Ceilings = append(rep.Ceilings, c)
 				progress("ceiling %d: %.0f records/s (arrivals), %.0f (publish to last confirm)", i+1, c.ArrivalRate, c.PublishRate)
 			}
-			b, err := runBridge(ctx, o, e, cons, t, fmt.Sprintf("bridge-%d", i+1))
+			name := fmt.Sprintf("bridge-%d", i+1)
+			if o.catalog == "on" || (o.catalog == "alternate" && i%2 == 1) {
+				name += catalogSuffix
+			}
+			b, err := runBridge(ctx, o, e, cons, t, name)
 			if err != nil {
 				return err
 			}
@@ -274,6 +290,9 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 	rep.TotalSeconds = time.Since(began).Seconds()
 	printTable(os.Stdout, rep)
+	if o.catalog == "alternate" {
+		printCatalogCost(os.Stdout, rep)
+	}
 	if n := cons.stray.Load(); n > 0 {
 		fmt.Fprintf(os.Stderr, "load: %d deliveries arrived between measurements\n", n)
 	}

@@ -20,8 +20,11 @@ const aggregates = 1000
 // JSON, padding their data. Safe for concurrent use.
 type envelopes struct {
 	size int
-	mu   sync.Mutex
-	pad  int // the last padding that gave size bytes
+	// orders makes data an order of the -catalog schema instead of
+	// {"seq", "pad"}.
+	orders bool
+	mu     sync.Mutex
+	pad    int // the last padding that gave size bytes
 }
 
 // make returns envelope seq, occurred at t (zero: now).
@@ -34,8 +37,11 @@ func (g *envelopes) make(seq int, t time.Time) (contracts.Envelope, []byte, erro
 		opts = append(opts, contracts.WithOccurredAt(t))
 	}
 	for range 3 {
-		env, err := contracts.New(routingKey, fmt.Sprintf("agg-%04d", seq%aggregates), "load-tool",
-			map[string]any{"seq": seq, "pad": strings.Repeat("x", pad)}, opts...)
+		var data any = map[string]any{"seq": seq, "pad": strings.Repeat("x", pad)}
+		if g.orders {
+			data = orderData(seq, pad)
+		}
+		env, err := contracts.New(routingKey, fmt.Sprintf("agg-%04d", seq%aggregates), "load-tool", data, opts...)
 		if err != nil {
 			return env, nil, err
 		}
