@@ -17,15 +17,21 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
 FROM ${GO_IMAGE} AS source
 WORKDIR /src
 # Reproducible: no cgo, no local paths (-trimpath), no VCS stamp (.git is not
-# in the context anyway), the go.mod toolchain or a failure rather than a
-# download, and go.sum-verified modules only.
+# in the context, so the build could not read one), the go.mod toolchain or a
+# failure rather than a download, and go.sum-verified modules only. What
+# `<binary> version` prints is injected instead: build with
+#   --build-arg VERSION=$(git describe --tags --always --dirty) --build-arg REVISION=$(git rev-parse HEAD)
 ENV CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=readonly
 COPY go.mod go.sum ./
 RUN go mod download && go mod verify
 COPY . .
 
 FROM source AS build
-RUN go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/services/ ./cmd/bridge ./cmd/dlq-bookkeeper ./cmd/admin-api ./cmd/mkctl
+ARG VERSION=""
+ARG REVISION=""
+RUN go build -trimpath -buildvcs=false -o /out/services/ \
+	-ldflags="-s -w -X github.com/firstunicorn/messagekit-go/internal/service.version=${VERSION} -X github.com/firstunicorn/messagekit-go/internal/service.revision=${REVISION}" \
+	./cmd/bridge ./cmd/dlq-bookkeeper ./cmd/admin-api ./cmd/mkctl
 
 FROM source AS build-examples
 RUN go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/examples/ ./examples/producer ./examples/consumer

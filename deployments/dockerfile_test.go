@@ -24,6 +24,12 @@ func TestDockerfile(t *testing.T) {
 		if !strings.Contains(b, "-trimpath") {
 			t.Errorf("go build without -trimpath (not reproducible): %s", b)
 		}
+		// `<binary> version` must say what was built: .git is not in the
+		// context, so the revision is injected (internal/service).
+		if strings.Contains(b, "./cmd/") && (!strings.Contains(b, "internal/service.revision=${REVISION}") ||
+			!strings.Contains(b, "internal/service.version=${VERSION}")) {
+			t.Errorf("go build of the services without the version and revision injected: %s", b)
+		}
 	}
 	for _, s := range df.stages {
 		if s.parent != nil {
