@@ -4,7 +4,17 @@
 -- +goose Up
 
 -- Events written by producer services in their business transaction and
--- published to Kafka by Debezium or outbox.Relay.
+-- published to Kafka by Debezium or outbox.Relay. A database that already
+-- has an outbox_events table (the Python messagekit's seed DDL: event_id
+-- varchar(36), no id, aggregate_type, headers or transaction_id) keeps it
+-- as it is: migrate never alters a table it did not create (DESIGN.md §3,
+-- ADR 0036), and 00006 adapts messagekit's statements to it.
+-- +goose StatementBegin
+DO $outbox$
+BEGIN
+IF to_regclass('outbox_events') IS NOT NULL THEN
+    RETURN;
+END IF;
 CREATE TABLE outbox_events (
     -- Write order inside one transaction; with transaction_id it gives the
     -- Relay's publish order.
@@ -39,8 +49,20 @@ CREATE INDEX outbox_events_pending_idx ON outbox_events (transaction_id, id) WHE
 CREATE INDEX outbox_events_failed_idx ON outbox_events (failed_at, id) WHERE failed;
 -- Replay by time range and pruning by age.
 CREATE INDEX outbox_events_created_at_idx ON outbox_events (created_at, id);
+END
+$outbox$;
+-- +goose StatementEnd
 
 -- Consumers' dedup store (pkg/dedup): one row per handled event and consumer.
+-- Kept as it is when the database already has one (the Python messagekit's
+-- has event_id varchar(36)); pkg/dedup needs this uuid one, in a consumer's
+-- own database.
+-- +goose StatementBegin
+DO $processed$
+BEGIN
+IF to_regclass('processed_messages') IS NOT NULL THEN
+    RETURN;
+END IF;
 CREATE TABLE processed_messages (
     consumer_name text        NOT NULL,
     event_id      uuid        NOT NULL,
@@ -50,6 +72,9 @@ CREATE TABLE processed_messages (
 
 -- Retention pruning.
 CREATE INDEX processed_messages_processed_at_idx ON processed_messages (processed_at);
+END
+$processed$;
+-- +goose StatementEnd
 
 -- Every dead letter seen by the bookkeeper, from Kafka DLQ topics and RabbitMQ
 -- dead-letter queues.
@@ -102,5 +127,25 @@ CREATE INDEX dead_letters_event_id_idx ON dead_letters (event_id) WHERE event_id
 
 -- +goose Down
 DROP TABLE dead_letters;
-DROP TABLE processed_messages;
-DROP TABLE outbox_events;
+-- Only the tables 00001 created: the seed's outbox has no transaction_id,
+-- and its processed_messages a varchar event_id.
+-- +goose StatementBegin
+DO $processed$
+BEGIN
+IF (SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = to_regclass('processed_messages')
+        AND attname = 'event_id' AND NOT attisdropped) = 'uuid' THEN
+    DROP TABLE processed_messages;
+END IF;
+END
+$processed$;
+-- +goose StatementEnd
+-- +goose StatementBegin
+DO $outbox$
+BEGIN
+IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('outbox_events')
+        AND attname = 'transaction_id' AND NOT attisdropped) THEN
+    DROP TABLE outbox_events;
+END IF;
+END
+$outbox$;
+-- +goose StatementEnd

@@ -22,6 +22,15 @@ END
 $$;
 -- +goose StatementEnd
 
+-- Only on the outbox table 00001 created (it has transaction_id): a
+-- pre-existing one, such as the Python messagekit's, is never altered.
+-- +goose StatementBegin
+DO $outbox$
+BEGIN
+IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('outbox_events')
+        AND attname = 'transaction_id' AND NOT attisdropped) THEN
+    RETURN;
+END IF;
 CREATE TRIGGER outbox_events_notify
     AFTER INSERT ON outbox_events
     FOR EACH STATEMENT EXECUTE FUNCTION messagekit_outbox_notify();
@@ -34,10 +43,23 @@ CREATE TRIGGER outbox_events_notify
 ALTER TABLE outbox_events
     ADD COLUMN traceparent text,
     ADD COLUMN tracestate  text;
+END
+$outbox$;
+-- +goose StatementEnd
 
 -- +goose Down
+-- +goose StatementBegin
+DO $outbox$
+BEGIN
+IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('outbox_events')
+        AND attname = 'transaction_id' AND NOT attisdropped) THEN
+    RETURN;
+END IF;
 ALTER TABLE outbox_events
     DROP COLUMN tracestate,
     DROP COLUMN traceparent;
 DROP TRIGGER outbox_events_notify ON outbox_events;
+END
+$outbox$;
+-- +goose StatementEnd
 DROP FUNCTION messagekit_outbox_notify();

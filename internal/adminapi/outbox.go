@@ -94,10 +94,12 @@ type failedPage struct {
 
 // listFailedSQL reads the failed rows newest first through
 // outbox_events_failed_idx; ($1 = ” OR ...) keeps one parameterised plan.
+// messagekit_outbox (migration 00006) is outbox_events with the columns a
+// pre-existing outbox such as the Python messagekit's lacks (id) as NULL.
 const listFailedSQL = `SELECT event_id, event_type, failed_at, error_message
-	FROM outbox_events
+	FROM messagekit_outbox
 	WHERE failed AND ($1 = '' OR event_type = $1)
-	ORDER BY failed_at DESC, id DESC
+	ORDER BY failed_at DESC, id DESC, event_id DESC
 	LIMIT $2 OFFSET $3`
 
 // GET /api/v1/dlq

@@ -47,12 +47,14 @@ type outboxReplayResult struct {
 }
 
 // rangeSQL reads a created_at range oldest first through
-// outbox_events_created_at_idx.
+// outbox_events_created_at_idx. On a pre-existing outbox (the Python
+// messagekit's), messagekit_outbox has NULL id, aggregate_type and trace
+// columns, and rows of one created_at go in event id order.
 const rangeSQL = `SELECT event_id, event_type, aggregate_id, aggregate_type, created_at, occurred_at,
 		published, failed, payload, traceparent, tracestate
-	FROM outbox_events
+	FROM messagekit_outbox
 	WHERE created_at >= $1 AND created_at <= $2 AND ($3 = '' OR event_type = $3)
-	ORDER BY created_at, id
+	ORDER BY created_at, id, event_id
 	LIMIT $4`
 
 // outboxRange is the parameters of GET and POST /replay.

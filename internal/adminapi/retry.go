@@ -17,7 +17,7 @@ import (
 // and the attempt is counted.
 const resetFailedSQL = `UPDATE outbox_events SET failed = false, failed_at = NULL, error_message = NULL,
 		attempt_count = attempt_count + 1
-	WHERE event_id = $1 RETURNING 1`
+	WHERE event_id = messagekit_outbox_event_id($1::uuid) RETURNING 1`
 
 type retried struct {
 	Retried bool `json:"retried"`
@@ -34,7 +34,7 @@ func (h *Handler) retryFailed(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var failed bool
-	err = h.db.QueryRow(r.Context(), `SELECT failed FROM outbox_events WHERE event_id = $1`, eventID).Scan(&failed)
+	err = h.db.QueryRow(r.Context(), `SELECT failed FROM outbox_events WHERE event_id = messagekit_outbox_event_id($1::uuid)`, eventID).Scan(&failed)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("outbox event %s not found", eventID))

@@ -61,7 +61,7 @@ const bulkFlag = `, flag AS (
 	UPDATE outbox_events o SET failed = true, failed_at = now(), error_message = i.error_message,
 		attempt_count = o.attempt_count + 1
 	FROM input i JOIN dup USING (idx)
-	WHERE o.event_id = i.event_id AND NOT dup.is_dup
+	WHERE o.event_id = messagekit_outbox_event_id(i.event_id) AND NOT dup.is_dup
 	RETURNING i.idx
 )`
 

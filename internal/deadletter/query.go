@@ -179,7 +179,7 @@ func (s *Store) mark(ctx context.Context, id int64, sql string, extra []any, res
 	if resetOutbox {
 		// Outbox row first, as Record locks them, so the two can not deadlock.
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM outbox_events
-			WHERE event_id = (SELECT event_id FROM dead_letters WHERE id = $1) FOR UPDATE`, id); err != nil {
+			WHERE event_id = messagekit_outbox_event_id((SELECT event_id FROM dead_letters WHERE id = $1)) FOR UPDATE`, id); err != nil {
 			return Item{}, fmt.Errorf("update dead letter %d: lock outbox row: %w", id, err)
 		}
 	}
@@ -199,7 +199,8 @@ func (s *Store) mark(ctx context.Context, id int64, sql string, extra []any, res
 		return Item{}, fmt.Errorf("update dead letter %d: %w", id, err)
 	}
 	if resetOutbox && it.EventID != uuid.Nil {
-		if _, err := tx.Exec(ctx, `UPDATE outbox_events SET failed = false, failed_at = NULL WHERE event_id = $1`,
+		if _, err := tx.Exec(ctx, `UPDATE outbox_events SET failed = false, failed_at = NULL
+			WHERE event_id = messagekit_outbox_event_id($1::uuid)`,
 			it.EventID); err != nil {
 			return Item{}, fmt.Errorf("update dead letter %d: reset outbox row: %w", id, err)
 		}

@@ -49,7 +49,8 @@ func (s *Store) queryFull(ctx context.Context, sql string, args ...any) ([]Item,
 // flags reset.
 const markManyReplayed = `WITH lock AS (
 	SELECT o.event_id FROM outbox_events o
-	WHERE o.event_id IN (SELECT event_id FROM dead_letters WHERE id = ANY($1::bigint[]) AND event_id IS NOT NULL)
+	WHERE o.event_id IN (SELECT messagekit_outbox_event_id(event_id) FROM dead_letters
+		WHERE id = ANY($1::bigint[]) AND event_id IS NOT NULL)
 	ORDER BY o.event_id FOR UPDATE OF o
 ), marked AS (
 	UPDATE dead_letters SET status = 'replayed', replay_count = replay_count + 1, replayed_at = now()
@@ -57,7 +58,7 @@ const markManyReplayed = `WITH lock AS (
 	RETURNING id, event_id
 ), reset AS (
 	UPDATE outbox_events SET failed = false, failed_at = NULL
-	WHERE event_id IN (SELECT event_id FROM marked WHERE event_id IS NOT NULL)
+	WHERE event_id IN (SELECT messagekit_outbox_event_id(event_id) FROM marked WHERE event_id IS NOT NULL)
 	RETURNING 1
 )
 SELECT id FROM marked`

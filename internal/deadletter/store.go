@@ -76,7 +76,7 @@ RETURNING id, death_count, status, xmax = 0, %s`
 	flagOutbox = `, flag AS (
 	UPDATE outbox_events SET failed = true, failed_at = now(), error_message = $6::text,
 		attempt_count = attempt_count + 1
-	WHERE event_id = $1::uuid AND NOT (SELECT is_dup FROM dup)
+	WHERE event_id = messagekit_outbox_event_id($1::uuid) AND NOT (SELECT is_dup FROM dup)
 	RETURNING 1
 )`
 )
@@ -192,7 +192,8 @@ func (s *Store) recordOnce(ctx context.Context, ps []prepared, order []int) ([]R
 // lockOutbox locks the outbox rows of a batch's events in event id order
 // before anything else, so that two batches with events in common wait for
 // each other instead of deadlocking over their outbox rows.
-const lockOutbox = `SELECT 1 FROM outbox_events WHERE event_id = ANY($1::uuid[]) ORDER BY event_id FOR UPDATE`
+const lockOutbox = `SELECT 1 FROM outbox_events WHERE event_id = ANY(messagekit_outbox_event_ids($1::uuid[]))
+	ORDER BY event_id FOR UPDATE`
 
 // queueOutboxLock queues lockOutbox for the event ids of ps, if any, and
 // reports whether it did.
