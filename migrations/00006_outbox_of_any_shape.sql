@@ -9,6 +9,10 @@
 -- column's own type and keeps using its index. They are inlined SQL
 -- functions: IMMUTABLE, one SELECT.
 --
+-- messagekit_processed_event_id(uuid) does the same for processed_messages,
+-- which the bridge keeps its dedup keys in: the Python messagekit's has a
+-- varchar event_id too, and no server-side default for processed_at.
+--
 -- The view messagekit_outbox shows either table with the columns the admin
 -- API reads; those the table lacks are NULL. It is a simple view, so the
 -- admin API's UPDATEs of failed, failed_at, error_message and attempt_count
@@ -20,12 +24,16 @@ DO $outbox$
 DECLARE
     id_type text := (SELECT format_type(atttypid, NULL) FROM pg_attribute
         WHERE attrelid = to_regclass('outbox_events') AND attname = 'event_id' AND NOT attisdropped);
+    processed_type text := (SELECT format_type(atttypid, NULL) FROM pg_attribute
+        WHERE attrelid = to_regclass('processed_messages') AND attname = 'event_id' AND NOT attisdropped);
     ours boolean := EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('outbox_events')
         AND attname = 'transaction_id' AND NOT attisdropped);
 BEGIN
-IF id_type IS NULL THEN
-    RAISE EXCEPTION 'outbox_events has no event_id column';
+IF id_type IS NULL OR processed_type IS NULL THEN
+    RAISE EXCEPTION 'outbox_events or processed_messages has no event_id column';
 END IF;
+EXECUTE format('CREATE FUNCTION messagekit_processed_event_id(id uuid) RETURNS %1$s
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$ SELECT id::%1$s $f$', processed_type);
 EXECUTE format('CREATE FUNCTION messagekit_outbox_event_id(id uuid) RETURNS %1$s
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$ SELECT id::%1$s $f$', id_type);
 EXECUTE format('CREATE FUNCTION messagekit_outbox_event_ids(ids uuid[]) RETURNS %1$s[]
@@ -50,3 +58,4 @@ $outbox$;
 DROP VIEW messagekit_outbox;
 DROP FUNCTION messagekit_outbox_event_ids(uuid[]);
 DROP FUNCTION messagekit_outbox_event_id(uuid);
+DROP FUNCTION messagekit_processed_event_id(uuid);

@@ -70,7 +70,7 @@ func NewPostgresStore(db Querier) *PostgresStore { return &PostgresStore{db: db}
 // half a second per batch at 100k rows. LIMIT keeps the lateral subquery
 // from being flattened into a join the planner could turn into that scan.
 const processedSQL = `SELECT k FROM unnest($2::uuid[]) AS k,
-LATERAL (SELECT 1 FROM processed_messages WHERE consumer_name = $1 AND event_id = k LIMIT 1) p`
+LATERAL (SELECT 1 FROM processed_messages WHERE consumer_name = $1 AND event_id = messagekit_processed_event_id(k) LIMIT 1) p`
 
 // Processed implements [Store]. It fails with the database's error, wrapped.
 func (s *PostgresStore) Processed(ctx context.Context, consumer string, keys []uuid.UUID) ([]bool, error) {
@@ -90,8 +90,8 @@ func (s *PostgresStore) Processed(ctx context.Context, consumer string, keys []u
 
 // Sorted keys take their row locks in one order, so two concurrent records
 // of overlapping keys (two partitions carrying one event) cannot deadlock.
-const recordSQL = `INSERT INTO processed_messages (consumer_name, event_id)
-SELECT $1, k FROM (SELECT DISTINCT unnest($2::uuid[]) AS k ORDER BY 1) t
+const recordSQL = `INSERT INTO processed_messages (consumer_name, event_id, processed_at)
+SELECT $1, messagekit_processed_event_id(k), now() FROM (SELECT DISTINCT unnest($2::uuid[]) AS k ORDER BY 1) t
 ON CONFLICT DO NOTHING`
 
 // Record implements [Store]. It fails with the database's error, wrapped.

@@ -58,11 +58,12 @@ func TestUpBesidePythonSeedTables(t *testing.T) {
 			t.Errorf("%s missing: %v", table, err)
 		}
 	}
-	var idType, idsType string
+	var idType, idsType, processedType string
 	err := db.Pool.QueryRow(ctx(t), `SELECT pg_typeof(messagekit_outbox_event_id('0192f0c1-5a3e-7c2d-9b1a-3f4e5d6c7b8a'))::text,
-		pg_typeof(messagekit_outbox_event_ids(ARRAY['0192f0c1-5a3e-7c2d-9b1a-3f4e5d6c7b8a'::uuid]))::text`).Scan(&idType, &idsType)
-	if err != nil || idType != "character varying" || idsType != "character varying[]" {
-		t.Errorf("id helpers return %q %q (%v), want character varying", idType, idsType, err)
+		pg_typeof(messagekit_outbox_event_ids(ARRAY['0192f0c1-5a3e-7c2d-9b1a-3f4e5d6c7b8a'::uuid]))::text,
+		pg_typeof(messagekit_processed_event_id('0192f0c1-5a3e-7c2d-9b1a-3f4e5d6c7b8a'))::text`).Scan(&idType, &idsType, &processedType)
+	if err != nil || idType != "character varying" || idsType != "character varying[]" || processedType != "character varying" {
+		t.Errorf("id helpers return %q %q %q (%v), want character varying", idType, idsType, processedType, err)
 	}
 	var ours string
 	if err := db.Pool.QueryRow(ctx(t), `SELECT format_type(atttypid, NULL) FROM pg_attribute
