@@ -90,7 +90,7 @@ var binaries = []binary{
 	{
 		pkg:  "dlq-bookkeeper",
 		name: "messagekit-dlq-bookkeeper",
-		vars: append([]string{"KAFKA_GROUP_ID", "AMQP_DLX", "AMQP_DECLARE", "DLQ_KAFKA_TOPICS", "DLQ_QUEUES", "DLQ_BINDINGS"},
+		vars: append([]string{"KAFKA_GROUP_ID", "AMQP_DLX", "AMQP_DECLARE", "DLQ_KAFKA_TOPICS", "DLQ_QUEUES", "DLQ_BINDINGS", "DLQ_KAFKA_EVENT_TYPES"},
 			common...),
 		invalid: append([]invalidCase{
 			{"AMQP_DECLARE=maybe", `invalid AMQP_DECLARE "maybe": want true or false`},

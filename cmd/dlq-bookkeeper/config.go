@@ -18,6 +18,7 @@ type Config struct {
 	config.Kafka
 	KafkaGroupID   string      `envconfig:"KAFKA_GROUP_ID" default:"messagekit-bookkeeper" desc:"Kafka consumer group"`
 	DLQKafkaTopics config.List `envconfig:"DLQ_KAFKA_TOPICS" default:"events.dlq" desc:"Kafka DLQ topics to consume, comma-separated"`
+	DLQKafkaTypes  config.List `envconfig:"DLQ_KAFKA_EVENT_TYPES" default:"#" desc:"event-type patterns (binding-key syntax, e.g. identity.#) of the Kafka dead letters this bookkeeper stores; others are acknowledged unstored, for the bookkeeper of their producers (its own KAFKA_GROUP_ID); records of unknown type are always stored"`
 
 	config.AMQP
 	AMQPDeclare  bool        `envconfig:"AMQP_DECLARE" default:"true" desc:"declare AMQP_DLX and the DLQ_QUEUES with their bindings at start"`
@@ -74,7 +75,7 @@ func (c *Config) Validate() error {
 	if err := config.CheckTopics("DLQ_KAFKA_TOPICS", c.DLQKafkaTopics); err != nil {
 		return err
 	}
-	for name, v := range map[string][]string{"DLQ_QUEUES": c.DLQQueues, "DLQ_BINDINGS": c.DLQBindings, "AMQP_CONNECTION_NAME": {c.AMQPConnName}} {
+	for name, v := range map[string][]string{"DLQ_QUEUES": c.DLQQueues, "DLQ_BINDINGS": c.DLQBindings, "DLQ_KAFKA_EVENT_TYPES": c.DLQKafkaTypes, "AMQP_CONNECTION_NAME": {c.AMQPConnName}} {
 		if err := config.CheckAMQPNames(name, v); err != nil {
 			return err
 		}

@@ -76,7 +76,7 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 	}
 	rt.AddCheck("rabbitmq_consumer", health.CheckFunc(amqpConsumer.Check))
 	kafkaConsumer, err := kafkadlq.New(kafkadlq.Config{
-		Brokers: cfg.KafkaBrokers, Security: cfg.KafkaSecurity(), GroupID: cfg.KafkaGroupID, Topics: cfg.DLQKafkaTopics,
+		Brokers: cfg.KafkaBrokers, Security: cfg.KafkaSecurity(), GroupID: cfg.KafkaGroupID, Topics: cfg.DLQKafkaTopics, EventTypes: cfg.DLQKafkaTypes,
 		BatchSize: cfg.BatchSize, BatchWait: batchWait,
 		Recorder: rec, Logger: rt.Logger(), Metrics: metrics,
 	})

@@ -41,6 +41,14 @@ type Config struct {
 	GroupID string
 	// Topics are the DLQ topics (DLQ_KAFKA_TOPICS); default [DefaultTopic].
 	Topics []string
+	// EventTypes are the patterns (DLQ_KAFKA_EVENT_TYPES, RabbitMQ topic
+	// binding syntax, see [MatchEventType]) of the event types this
+	// bookkeeper stores; empty or "#" stores every dead letter. Records of
+	// other types are acknowledged without being stored: on a DLQ topic
+	// shared by several producers' databases, each bookkeeper has a
+	// consumer group of its own and keeps its producers' dead letters.
+	// Records whose event type is unknown are stored by every bookkeeper.
+	EventTypes []string
 	// BatchSize is the most records of one partition stored in one
 	// transaction; default DefaultBatchSize.
 	BatchSize int
@@ -93,6 +101,9 @@ func New(cfg Config) (*Consumer, error) {
 	}
 	if len(cfg.Topics) == 0 {
 		cfg.Topics = []string{DefaultTopic}
+	}
+	if len(cfg.EventTypes) == 1 && cfg.EventTypes[0] == "#" {
+		cfg.EventTypes = nil // every type: skip the matching
 	}
 	for _, t := range cfg.Topics {
 		if t == "" {
@@ -221,7 +232,13 @@ func (h *handler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.Consu
 		batch = c.fill(ctx, msgs, batch)
 		letters = letters[:0]
 		for _, m := range batch {
-			letters = append(letters, Parse(m))
+			if l := Parse(m); c.owns(l.EventType) {
+				letters = append(letters, l)
+			}
+		}
+		if len(letters) == 0 { // all another bookkeeper's
+			s.MarkMessage(batch[len(batch)-1], "")
+			continue
 		}
 		if _, err := c.cfg.Recorder.Record(ctx, deadletter.SourceKafka, letters); err != nil {
 			if ctx.Err() != nil {
