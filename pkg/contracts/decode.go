@@ -53,7 +53,10 @@ func Decode(b []byte) (Envelope, error) { return Decoder{}.Decode(b) }
 // object it is the data and other top-level keys that are not envelope
 // fields are ignored; when "data" is absent or null, the top-level members
 // that are not envelope fields (in either spelling) are the data, in input
-// order and verbatim, or {} when there are none. It fills dataVersion with
+// order and verbatim, or {} when there are none. An object without an
+// eventId but with a "specversion" member is read as a CloudEvents 1.0
+// structured-mode event instead (see [Envelope.MarshalCloudEvent] for the
+// mapping; errors then name its attributes). It fills dataVersion with
 // [DefaultDataVersion] and metadata with {} when absent or null, normalises
 // occurredAt to UTC truncated to microseconds, and keeps data and metadata
 // verbatim: copied out of b, so b may be reused afterwards, unless
@@ -394,6 +397,15 @@ func jsonKind(c byte) string {
 // sub-slices of the input; data built from a flat envelope is always a
 // fresh slice.
 func (r *rawFields) envelope(b []byte, start int, alias bool) (Envelope, error) {
+	if r[fEventID][0] == nil && r[fEventID][1] == nil {
+		// Without an eventId, it may be a CloudEvent (ADR 0037).
+		if ce, ok, dup := readCloudEvent(b, start); ok {
+			if dup != nil {
+				return Envelope{}, dup
+			}
+			return ce.envelope(alias)
+		}
+	}
 	var t fieldTexts
 	r.texts(&t)
 	var e Envelope

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -36,6 +37,12 @@ func checkSameAsReference(t *testing.T, d Decoder, in []byte) {
 	orig := bytes.Clone(in)
 	want, werr := referenceDecode(d, in)
 	werr = strictReference(in, werr)
+	if ce, ok := refCloudEvent(in, werr); ok {
+		// The reference predates CloudEvents input: check against the
+		// attributes as encoding/json reads them.
+		checkCloudEvent(t, d, in, ce)
+		return
+	}
 	var flat []refMember // the flat shape's data, when the input has no data object
 	if werr == nil {
 		flat, _ = refFlatMembers(in)
@@ -114,6 +121,74 @@ func strictReference(in []byte, werr error) error {
 		i += n
 	}
 	panic("unreachable")
+}
+
+// refCE is a CloudEvent's attributes as encoding/json reads them.
+type refCE struct {
+	SpecVersion   *string         `json:"specversion"`
+	ID            *string         `json:"id"`
+	Type          *string         `json:"type"`
+	Source        *string         `json:"source"`
+	Subject       *string         `json:"subject"`
+	CorrelationID *string         `json:"correlationid"`
+	CausationID   *string         `json:"causationid"`
+	Data          json.RawMessage `json:"data"`
+}
+
+// refCloudEvent reports whether in is what Decode reads as a CloudEvent: a
+// valid JSON object the reference rejects for lacking an eventId, with a
+// specversion member.
+func refCloudEvent(in []byte, werr error) (refCE, bool) {
+	var ve *ValidationError
+	if !errors.As(werr, &ve) || ve.Error() != "eventId: required" {
+		return refCE{}, false
+	}
+	ms, ok := refMembers(in)
+	if !ok || !slices.ContainsFunc(ms, func(m refMember) bool { return m.Key == "specversion" }) {
+		return refCE{}, false
+	}
+	var ce refCE
+	_ = json.Unmarshal(in, &ce) // a mistyped attribute leaves the others set
+	return ce, true
+}
+
+// checkCloudEvent checks Decode's reading of the CloudEvent in against the
+// reference attributes: on success, the mapped fields and data verbatim, and
+// a lossless MarshalCloudEvent round trip; on failure, a ValidationError.
+func checkCloudEvent(t *testing.T, d Decoder, in []byte, ce refCE) {
+	t.Helper()
+	got, err := d.Decode(in)
+	if err != nil {
+		var ve *ValidationError
+		if !errors.As(err, &ve) {
+			t.Fatalf("%+v on CloudEvent %q: %T %v, want a ValidationError", d, trim(in), err, err)
+		}
+		return
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	data := bytes.TrimSpace(ce.Data)
+	if len(data) == 0 || string(data) == "null" {
+		data = []byte("{}")
+	}
+	if str(ce.SpecVersion) != "1.0" || !strings.EqualFold(got.EventID.String(), str(ce.ID)) ||
+		got.EventType != str(ce.Type) || got.Source != str(ce.Source) || got.AggregateID != str(ce.Subject) ||
+		got.CorrelationID != str(ce.CorrelationID) || got.CausationID != str(ce.CausationID) ||
+		!bytes.Equal(got.Data, data) {
+		t.Fatalf("%+v on CloudEvent %q: %+v, want %+v", d, trim(in), got, ce)
+	}
+	out, err := got.MarshalCloudEvent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(out)
+	if err != nil || !back.Equal(got) {
+		t.Fatalf("CloudEvent round trip: %v\n%+v\n%+v", err, back, got)
+	}
 }
 
 // refMember is one member of a JSON object: its key unescaped, its value
@@ -261,6 +336,13 @@ func diffInputs() []string {
 		doc(map[string]string{"data": del, "correlationId": `null`, "causationId": `null`, "x\\u0079": `{"z":[]}`}),
 		doc(map[string]string{"data": del, "userId": "\"\xff\""}),
 		doc(map[string]string{"data": del, "userId": `"\u00e9 é"`, "event_type": `"identity.user.created"`}),
+		// CloudEvents 1.0 structured mode.
+		`{"specversion":"1.0","id":"` + testID + `","source":"identity-service","type":"identity.user.created","subject":"user-42","time":"2026-11-26T10:00:00.123456Z","datacontenttype":"application/json","correlationid":"c-1","metadata":"{\"tenant\":\"t1\"}","data":{"userId":42}}`,
+		`{"specversion":"1.0","id":"` + testID + `","source":"identity-service","type":"identity.user.created","subject":"user-42","time":"2026-11-26T11:00:00+01:00"}`,
+		`{"specversion":"0.3","id":"` + testID + `","source":"s","type":"a.b.c","subject":"x","time":"2026-11-26T10:00:00Z"}`,
+		`{"specversion":"1.0","id":"` + testID + `","source":"s","type":"a.b.c","subject":"x","time":"2026-11-26T10:00:00Z","data_base64":"AA=="}`,
+		`{"specversion":"1.0","id":"` + testID + `","source":"s","type":"a.b.c","subject":"x","time":"2026-11-26T10:00:00Z","datacontenttype":"text/xml","data":{}}`,
+		`{"specversion":"1.0","id":"` + testID + `","id":"` + testID + `","source":"s","type":"a.b.c","subject":"x","time":"2026-11-26T10:00:00Z"}`,
 	}
 	for _, name := range []string{"user_created.flat.json", "user_created.flat-dumps.json", "user_created_correlated.flat-offset.json"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", "python", name)); err == nil {

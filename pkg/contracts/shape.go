@@ -18,32 +18,40 @@ const (
 	// ShapeFlat is the Python messagekit's shape (BaseEvent.to_message()):
 	// the business fields beside the envelope fields, no "data" member.
 	ShapeFlat
+	// ShapeCloudEvents is CloudEvents 1.0 structured-mode JSON, for
+	// systems outside the fleet (ADR 0037).
+	ShapeCloudEvents
 )
 
-// String returns "nested" or "flat".
+// String returns "nested", "flat" or "cloudevents".
 func (s Shape) String() string {
 	switch s {
 	case ShapeNested:
 		return "nested"
 	case ShapeFlat:
 		return "flat"
+	case ShapeCloudEvents:
+		return "cloudevents"
 	}
 	return fmt.Sprintf("Shape(%d)", int(s))
 }
 
-// ParseShape returns the shape named "nested" or "flat".
+// ParseShape returns the shape named "nested", "flat" or "cloudevents".
 func ParseShape(name string) (Shape, error) {
 	switch name {
 	case "nested":
 		return ShapeNested, nil
 	case "flat":
 		return ShapeFlat, nil
+	case "cloudevents":
+		return ShapeCloudEvents, nil
 	}
-	return 0, fmt.Errorf("unknown event shape %q (want nested or flat)", name)
+	return 0, fmt.Errorf("unknown event shape %q (want nested, flat or cloudevents)", name)
 }
 
 // MarshalShape writes e in shape s: [Envelope.MarshalJSON] for
-// [ShapeNested], [Envelope.MarshalFlat] for [ShapeFlat]. An unknown shape is
+// [ShapeNested], [Envelope.MarshalFlat] for [ShapeFlat],
+// [Envelope.MarshalCloudEvent] for [ShapeCloudEvents]. An unknown shape is
 // an error.
 func (e Envelope) MarshalShape(s Shape) ([]byte, error) {
 	switch s {
@@ -51,6 +59,8 @@ func (e Envelope) MarshalShape(s Shape) ([]byte, error) {
 		return e.MarshalJSON()
 	case ShapeFlat:
 		return e.MarshalFlat()
+	case ShapeCloudEvents:
+		return e.MarshalCloudEvent()
 	}
 	return nil, fmt.Errorf("contracts: marshal: unknown %v", s)
 }
