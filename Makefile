@@ -15,6 +15,10 @@ FUZZTIME      ?= 50000x
 BENCHTIME     ?= 1s
 LOADFLAGS     ?= -modes throughput,rate -rounds 2
 DATABASE_URL  ?= postgres://localhost:5432/messagekit
+# What `<binary> version` prints for a make build (see internal/service).
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION      ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS       := -X github.com/firstunicorn/messagekit-go/internal/service.version=$(VERSION) -X github.com/firstunicorn/messagekit-go/internal/service.revision=$(REVISION)
 
 .PHONY: help build test test-short lint lint-dockerfile bench load demo migrate fuzz tidy clean
 
@@ -23,7 +27,7 @@ help: ## list the targets
 
 build: ## build the three binaries and the example services into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES)) $(addprefix ./examples/,$(EXAMPLES))
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES)) $(addprefix ./examples/,$(EXAMPLES))
 
 test: ## unit and integration tests with the race detector (needs PostgreSQL and RabbitMQ; Kafka is in-process)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./...
