@@ -253,7 +253,7 @@ func TestComposeServicesMatchBinaries(t *testing.T) {
 	serving := 0
 	for _, b := range bins {
 		for _, name := range sortedKeys(b.env) {
-			if _, ok := b.cfg.Vars[name]; !ok && !externalVar(name) {
+			if !readsVar(b.cfg, name) && !externalVar(name) {
 				t.Errorf("%s sets %s, which %s's Config does not read", b.service, name, b.pkg)
 			}
 		}

@@ -40,6 +40,16 @@ var designVars = []string{
 // externalVar reports whether a variable is read by a library rather than
 // by a Config: the OpenTelemetry SDK's OTEL_* (DESIGN.md §5) and the Go
 // runtime's.
+// readsVar reports whether a binary with cfg reads name: one of its
+// variables, or <NAME>_FILE for one that may come from a file.
+func readsVar(cfg binaryConfig, name string) bool {
+	if _, ok := cfg.Vars[name]; ok {
+		return true
+	}
+	base, ok := strings.CutSuffix(name, "_FILE")
+	return ok && cfg.Vars[base].File
+}
+
 func externalVar(name string) bool {
 	return strings.HasPrefix(name, "OTEL_") || slices.Contains([]string{"GOMEMLIMIT", "GOMAXPROCS", "GOGC", "GODEBUG"}, name)
 }
@@ -84,6 +94,9 @@ func modulePath(t *testing.T) string {
 type configVar struct {
 	Name    string
 	Default string
+	// File: the variable may be given as <Name>_FILE (a config.Secret, or
+	// tagged file:"true"; internal/config).
+	File bool
 }
 
 // binaryConfig is what a binary's package says about its configuration.
@@ -244,7 +257,14 @@ func loadBinaryConfig(t *testing.T, dir string) (binaryConfig, error) {
 				if key == "" {
 					key = strings.ToUpper(n.Name)
 				}
-				cfg.Vars[key] = configVar{Name: key, Default: tag.Get("default")}
+				secret := false
+				switch x := f.Type.(type) {
+				case *ast.SelectorExpr: // config.Secret in a binary's Config
+					secret = x.Sel.Name == "Secret"
+				case *ast.Ident: // Secret inside package config
+					secret = x.Name == "Secret"
+				}
+				cfg.Vars[key] = configVar{Name: key, Default: tag.Get("default"), File: secret || tag.Get("file") == "true"}
 			}
 		}
 		return nil

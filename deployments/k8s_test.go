@@ -300,7 +300,7 @@ func checkManifests(t *testing.T, objs []k8sObject, overlay bool) {
 				}
 				env := containerEnv(t, where, c, byKind, overlay)
 				for _, n := range sortedKeys(env) {
-					if _, ok := cfg.Vars[n]; !ok && !externalVar(n) {
+					if !readsVar(cfg, n) && !externalVar(n) {
 						t.Errorf("%s sets %s, which %s's Config does not read", where, n, c.Command[0])
 					}
 				}
