@@ -90,7 +90,10 @@ func (c *Catalog) Inspect(e contracts.Envelope) *Violation {
 	if len(data) == 0 || string(data) == "null" {
 		data = []byte("{}")
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	doc, err := parseValue(data)
+	if err != nil {
+		doc, err = jsonschema.UnmarshalJSON(bytes.NewReader(data)) // for its message
+	}
 	if err != nil {
 		return &Violation{Kind: Schema, EventType: e.EventType, DataVersion: ver, Field: "data", Reason: "not JSON: " + err.Error()}
 	}

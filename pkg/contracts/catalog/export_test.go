@@ -1,0 +1,4 @@
+package catalog
+
+// ParseValueForTest exposes parseValue to the external tests.
+var ParseValueForTest = parseValue
