@@ -230,4 +230,3 @@ func (p *parser) digits() int {
 	}
 	return n
 }
-
