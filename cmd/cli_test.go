@@ -103,9 +103,14 @@ var binaries = []binary{
 		pkg:         "admin-api",
 		name:        "messagekit-admin-api",
 		placeholder: false,
-		vars:        append([]string{"AMQP_EXCHANGE", "AMQP_DLX", "OUTBOX_TOPIC", "ADMIN_TOKEN", "ADMIN_READ_OPEN"}, common...),
+		vars: append([]string{"AMQP_EXCHANGE", "AMQP_DLX", "OUTBOX_TOPIC", "ADMIN_TOKEN", "ADMIN_TOKENS", "ADMIN_READ_OPEN",
+			"ADMIN_REPLAY_DESTINATIONS", "ADMIN_REPLAY_CLAIM_TIMEOUT"}, common...),
 		invalid: append([]invalidCase{
 			{"ADMIN_READ_OPEN=maybe", `invalid ADMIN_READ_OPEN "maybe": want true or false`},
+			{"ADMIN_TOKENS=ops=short-secret", "invalid ADMIN_TOKENS: principal ops: token shorter than 16 bytes"},
+			{"ADMIN_TOKENS=ops=sha256:abc", "invalid ADMIN_TOKENS: principal ops: want sha256: followed by 64 hex digits"},
+			{"ADMIN_TOKENS=no-equals-sign-here", "invalid ADMIN_TOKENS: entry 1: want name=token"},
+			{"ADMIN_REPLAY_DESTINATIONS=orders.[", `invalid ADMIN_REPLAY_DESTINATIONS "orders.["`},
 			{"AMQP_URL=http://broker/", "invalid AMQP_URL"},
 			{"OUTBOX_TOPIC=a b", `invalid OUTBOX_TOPIC "a b"`},
 			{"ADMIN_TOKEN_FILE=/nonexistent/token", "invalid ADMIN_TOKEN_FILE: ADMIN_TOKEN is set too"},
@@ -218,13 +223,13 @@ func TestInvalidConfig(t *testing.T) {
 		for _, c := range b.invalid {
 			t.Run(b.pkg+"/"+c.env, func(t *testing.T) {
 				t.Parallel()
-				r := run(t, b, []string{c.env, "ADMIN_TOKEN=hunter2"})
+				r := run(t, b, []string{c.env, "ADMIN_TOKEN=hunter2-hunter2-hunter2"})
 				want := b.name + ": " + c.want
 				if r.code != 2 || !strings.HasPrefix(r.stderr, b.name+": ") || !strings.Contains(r.stderr, c.want) ||
 					strings.Count(r.stderr, "\n") != 1 {
 					t.Fatalf("exit %d, stderr %q; want 2 and one line like %q", r.code, r.stderr, want)
 				}
-				if strings.Contains(r.stderr, "hunter2") {
+				if strings.Contains(r.stderr, "hunter2-hunter2-hunter2") {
 					t.Fatalf("stderr leaks ADMIN_TOKEN: %q", r.stderr)
 				}
 			})
@@ -378,7 +383,7 @@ func TestServe(t *testing.T) {
 				"AMQP_DLX=" + broker.Name("events.dlx"),
 				"DLQ_QUEUES=" + broker.Name("events.dlq"),
 				"KAFKA_BROKERS=" + strings.Join(kafka, ","),
-				"ADMIN_TOKEN=hunter2",
+				"ADMIN_TOKEN=hunter2-hunter2-hunter2",
 				"LOG_LEVEL=debug",
 			}
 
@@ -410,7 +415,7 @@ func TestServe(t *testing.T) {
 				if p.logLine(t, "shut down cleanly") == nil {
 					t.Errorf("logs do not say it shut down:\n%s", p.stderr.String())
 				}
-				if strings.Contains(p.stderr.String(), "hunter2") {
+				if strings.Contains(p.stderr.String(), "hunter2-hunter2-hunter2") {
 					t.Errorf("logs leak ADMIN_TOKEN")
 				}
 			})

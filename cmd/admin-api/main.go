@@ -20,7 +20,7 @@ func spec(cfg *Config) service.Spec {
 	return service.Spec{
 		Name:    "messagekit-admin-api",
 		Summary: "inspect, replay and discard dead letters; replay outbox ranges",
-		Description: `Serves the admin API under /api/v1 (bearer ADMIN_TOKEN): dead-letter listing,
+		Description: `Serves the admin API under /api/v1 (bearer ADMIN_TOKEN or ADMIN_TOKENS): dead-letter listing,
 inspection, replay (one, or in bulk by filter) and discard, failed outbox
 events (/dlq) and their retry, outbox replay by time range to OUTBOX_TOPIC
 (/replay), outbox statistics and /api/v1/openapi.json; and /health,
@@ -74,9 +74,14 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	tokens, err := cfg.tokens()
+	if err != nil {
+		return err
+	}
 	acfg := adminapi.Config{
 		DeadLetters: store, DB: pool,
-		Token: cfg.AdminToken.Reveal(), ReadOpen: cfg.AdminReadOpen, SlotName: cfg.OutboxSlotName,
+		Token: cfg.AdminToken.Reveal(), Tokens: tokens, ReadOpen: cfg.AdminReadOpen, SlotName: cfg.OutboxSlotName,
+		ReplayDestinations: cfg.destinations(), ClaimTimeout: cfg.ReplayClaimTimeout,
 		Service: "messagekit-admin-api", Logger: rt.Logger(), Metrics: metrics,
 		Queues: queues, Kafka: kafka, OutboxTopic: cfg.OutboxTopic,
 	}
@@ -87,10 +92,12 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	sweeper := make(chan error, 1)
+	go func() { sweeper <- api.Run(ctx) }()
 	for _, pattern := range []string{"/api/v1/", "/health", "/health/outbox"} {
 		rt.Handle(pattern, api)
 	}
 	rt.SetReady()
 	<-ctx.Done()
-	return nil
+	return <-sweeper
 }

@@ -41,7 +41,7 @@ func TestRunServesAPI(t *testing.T) {
 	db := testenv.MigratedPostgres(t)
 	t.Setenv("DATABASE_URL", db.URL)
 	t.Setenv("HTTP_ADDR", "127.0.0.1:0")
-	t.Setenv("ADMIN_TOKEN", "hunter2")
+	t.Setenv("ADMIN_TOKEN", "hunter2-hunter2-hunter2")
 	t.Setenv("ADMIN_READ_OPEN", "false")
 	t.Setenv("OUTBOX_SLOT_NAME", "")
 
@@ -90,14 +90,14 @@ func TestRunServesAPI(t *testing.T) {
 		want       int
 		body       string
 	}{
-		{"/api/v1/dead-letters", "Bearer hunter2", http.StatusOK, `"items":[]`},
+		{"/api/v1/dead-letters", "Bearer hunter2-hunter2-hunter2", http.StatusOK, `"items":[]`},
 		{"/api/v1/dead-letters", "", http.StatusUnauthorized, `"error"`},
-		{"/api/v1/dlq", "Bearer hunter2", http.StatusOK, `"events":[]`},
-		{"/api/v1/outbox/stats", "Bearer hunter2", http.StatusOK, `"pending":0`},
+		{"/api/v1/dlq", "Bearer hunter2-hunter2-hunter2", http.StatusOK, `"events":[]`},
+		{"/api/v1/outbox/stats", "Bearer hunter2-hunter2-hunter2", http.StatusOK, `"pending":0`},
 		{"/api/v1/openapi.json", "", http.StatusOK, `"openapi"`},
-		{"/api/v1/nope", "Bearer hunter2", http.StatusNotFound, `"error"`},
-		{"/api/v1/replay", "Bearer hunter2", http.StatusBadRequest, `from_ts: required`},
-		{"/api/v1/replay?from_ts=2026-01-01T00:00:00Z&to_ts=2026-01-02T00:00:00Z", "Bearer hunter2", http.StatusOK, `"events":[]`},
+		{"/api/v1/nope", "Bearer hunter2-hunter2-hunter2", http.StatusNotFound, `"error"`},
+		{"/api/v1/replay", "Bearer hunter2-hunter2-hunter2", http.StatusBadRequest, `from_ts: required`},
+		{"/api/v1/replay?from_ts=2026-01-01T00:00:00Z&to_ts=2026-01-02T00:00:00Z", "Bearer hunter2-hunter2-hunter2", http.StatusOK, `"events":[]`},
 		{"/health", "", http.StatusOK, `"status":"healthy"`},
 		{"/health/outbox", "", http.StatusOK, `"status":"healthy"`},
 		{"/healthz", "", http.StatusOK, `ok`},
@@ -134,7 +134,7 @@ func TestRunServesAPI(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no exit 30 s after cancel")
 	}
-	if strings.Contains(logs.String(), "hunter2") {
+	if strings.Contains(logs.String(), "hunter2-hunter2-hunter2") {
 		t.Error("logs leak ADMIN_TOKEN")
 	}
 }

@@ -14,7 +14,7 @@
 // exactly once or pending as a dead letter, none lost.
 //
 // Run it with `make demo`, which builds the binaries first. Environment:
-// DATABASE_URL, AMQP_URL, ADMIN_TOKEN (default "demo"), DEMO_DURATION
+// DATABASE_URL, AMQP_URL, ADMIN_TOKEN (default "demo-token-0123456789", at least 16 bytes), DEMO_DURATION
 // (default: until Ctrl-C), DEMO_RATE (producer requests per second, default
 // 200), DEMO_REJECT_FRACTION (default 0.02), DEMO_REPLAY (default true).
 package main
@@ -67,7 +67,7 @@ func readSettings() (settings, error) {
 	s := settings{
 		dbURL:   envOr("DATABASE_URL", "postgres://localhost:5432/messagekit"),
 		amqpURL: envOr("AMQP_URL", "amqp://guest:guest@localhost:5672/"),
-		token:   envOr("ADMIN_TOKEN", "demo"),
+		token:   envOr("ADMIN_TOKEN", "demo-token-0123456789"),
 	}
 	var err error
 	if s.duration, err = parseEnv("DEMO_DURATION", "0s", time.ParseDuration, func(d time.Duration) bool { return d >= 0 }); err != nil {

@@ -2,15 +2,18 @@ package adminapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
@@ -21,6 +24,13 @@ import (
 // MaxBodyBytes bounds a request body; a larger one is answered 413.
 const MaxBodyBytes = 1 << 20
 
+// DefaultClaimTimeout is Config.ClaimTimeout's default: far longer than a
+// page of replays takes to publish and be confirmed.
+const DefaultClaimTimeout = 5 * time.Minute
+
+// DefaultMaxBulkOperations is Config.MaxBulkOperations's default.
+const DefaultMaxBulkOperations = 2
+
 // DefaultService is Config.Service's default.
 const DefaultService = "messagekit-admin-api"
 
@@ -29,11 +39,16 @@ const DefaultService = "messagekit-admin-api"
 type DeadLetterStore interface {
 	List(ctx context.Context, f deadletter.Filter) (deadletter.Page, error)
 	Get(ctx context.Context, id int64) (deadletter.Item, error)
+	Summary(ctx context.Context, f deadletter.Filter, groupBy string) ([]deadletter.Group, error)
 	MarkDiscarded(ctx context.Context, id int64, reason string) (deadletter.Item, error)
-	MarkReplayed(ctx context.Context, id int64) (deadletter.Item, error)
-	MarkManyReplayed(ctx context.Context, ids []int64) ([]int64, error)
-	GetMany(ctx context.Context, ids []int64) ([]deadletter.Item, error)
-	PendingByEvent(ctx context.Context, eventID uuid.UUID) ([]deadletter.Item, error)
+	DiscardPage(ctx context.Context, f deadletter.Filter, limit int, reason string) ([]int64, error)
+	CountPending(ctx context.Context, f deadletter.Filter, limit int) (int, error)
+	Destinations(ctx context.Context, f deadletter.Filter) ([][2]string, error)
+	Claim(ctx context.Context, id int64, claimID uuid.UUID) (deadletter.Item, error)
+	ClaimPage(ctx context.Context, f deadletter.Filter, claimID uuid.UUID, limit int, maxBytes int64) ([]deadletter.Item, string, error)
+	FinishReplay(ctx context.Context, ids []int64, claimID uuid.UUID) ([]int64, error)
+	Release(ctx context.Context, ids []int64, claimID uuid.UUID) ([]int64, error)
+	ReleaseStale(ctx context.Context, olderThan time.Duration) ([]int64, error)
 }
 
 // Querier runs the outbox queries; *pgxpool.Pool satisfies it.
@@ -49,9 +64,25 @@ type Config struct {
 	DeadLetters DeadLetterStore
 	// DB reads outbox_events (GET /dlq, /outbox/stats, /health).
 	DB Querier
-	// Token is the bearer token /api/v1 requires. Empty disables /api/v1:
-	// every route but GET /api/v1/openapi.json answers 503.
+	// Token is ADMIN_TOKEN, the bearer token of the principal "admin".
+	// With neither Token nor Tokens, /api/v1 is disabled: every route but
+	// GET /api/v1/openapi.json answers 503.
 	Token string
+	// Tokens is ADMIN_TOKENS: principal name to token, the token plaintext
+	// (at least MinTokenBytes) or "sha256:" and its SHA-256 in hex. The
+	// principal is recorded in admin_actions.
+	Tokens map[string]string
+	// ReplayDestinations are ADMIN_REPLAY_DESTINATIONS, path.Match patterns
+	// of the queues and topics a replay may publish to ("*" alone matches
+	// every name); nil means every destination.
+	ReplayDestinations []string
+	// ClaimTimeout is how long a replay may hold its claim on a dead letter
+	// before it is released as stale; zero means DefaultClaimTimeout.
+	ClaimTimeout time.Duration
+	// MaxBulkOperations bounds the bulk operations (bulk replay, bulk
+	// discard, outbox replay) running at once; more answer 429. Zero means
+	// DefaultMaxBulkOperations.
+	MaxBulkOperations int
 	// ReadOpen lets GET requests under /api/v1 through without the token
 	// (when a token is configured).
 	ReadOpen bool
@@ -80,19 +111,22 @@ type Config struct {
 
 // Handler serves the admin API. It is safe for concurrent use.
 type Handler struct {
-	router   chi.Router
-	dl       DeadLetterStore
-	db       Querier
-	token    []byte
-	readOpen bool
-	slot     string
-	service  string
-	logger   *slog.Logger
-	metrics  *Metrics
-	queues   QueuePublisher
-	kafka    outbox.Publisher
-	topic    string
-	catalog  CatalogSource
+	router       chi.Router
+	dl           DeadLetterStore
+	db           Querier
+	principals   []principal
+	destinations []string
+	claimTimeout time.Duration
+	bulk         chan struct{}
+	readOpen     bool
+	slot         string
+	service      string
+	logger       *slog.Logger
+	metrics      *Metrics
+	queues       QueuePublisher
+	kafka        outbox.Publisher
+	topic        string
+	catalog      CatalogSource
 }
 
 // New returns the Handler described by cfg. It returns an error when
@@ -105,10 +139,32 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("adminapi: nil DB")
 	}
 	h := &Handler{
-		dl: cfg.DeadLetters, db: cfg.DB, token: []byte(cfg.Token), readOpen: cfg.ReadOpen,
-		slot: cfg.SlotName, service: cfg.Service, logger: cfg.Logger, metrics: cfg.Metrics,
+		dl: cfg.DeadLetters, db: cfg.DB, readOpen: cfg.ReadOpen, destinations: cfg.ReplayDestinations,
+		claimTimeout: cfg.ClaimTimeout,
+		slot:         cfg.SlotName, service: cfg.Service, logger: cfg.Logger, metrics: cfg.Metrics,
 		queues: cfg.Queues, kafka: cfg.Kafka, topic: cfg.OutboxTopic, catalog: cfg.Catalog,
 	}
+	var err error
+	if h.principals, err = principals(cfg); err != nil {
+		return nil, err
+	}
+	for _, p := range h.destinations {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("adminapi: replay destination pattern %q: %w", p, err)
+		}
+		if p == "*" {
+			h.destinations = nil // every destination: no check needed
+			break
+		}
+	}
+	if h.claimTimeout <= 0 {
+		h.claimTimeout = DefaultClaimTimeout
+	}
+	n := cfg.MaxBulkOperations
+	if n <= 0 {
+		n = DefaultMaxBulkOperations
+	}
+	h.bulk = make(chan struct{}, n)
 	if h.topic == "" {
 		h.topic = DefaultOutboxTopic
 	}
@@ -133,12 +189,21 @@ func (h *Handler) routes(m *Metrics) chi.Router {
 	if m != nil {
 		r.Use(m.middleware)
 	}
-	r.Use(h.recoverPanic, limitBody)
+	r.Use(h.recoverPanic, requestID, middleware.GetHead, limitBody)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route: "+r.URL.Path)
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path)
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		var allowed []string
+		if r.Match(chi.NewRouteContext(), http.MethodGet, req.URL.Path) {
+			allowed = append(allowed, http.MethodGet, http.MethodHead)
+		}
+		if r.Match(chi.NewRouteContext(), http.MethodPost, req.URL.Path) {
+			allowed = append(allowed, http.MethodPost)
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeError(w, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed on "+req.URL.Path+
+			"; allowed: "+strings.Join(allowed, ", "))
 	})
 
 	r.Get("/health", h.health)
@@ -147,44 +212,30 @@ func (h *Handler) routes(m *Metrics) chi.Router {
 	r.Group(func(r chi.Router) {
 		r.Use(h.authorize)
 		r.Get("/api/v1/dead-letters", h.listDeadLetters)
+		r.Get("/api/v1/dead-letters/summary", h.summarizeDeadLetters)
 		r.Get("/api/v1/dead-letters/{id}", h.getDeadLetter)
-		r.Post("/api/v1/dead-letters/{id}/discard", h.discardDeadLetter)
-		r.Post("/api/v1/dead-letters/{id}/replay", h.replayDeadLetter)
-		r.Post("/api/v1/dead-letters/replay", h.replayDeadLetters)
+		r.Post("/api/v1/dead-letters/{id}/discard", h.audited(ActionDiscardDeadLetter, h.discardDeadLetter))
+		r.Post("/api/v1/dead-letters/{id}/replay", h.audited(ActionReplayDeadLetter, h.replayDeadLetter))
+		r.Post("/api/v1/dead-letters/replay", h.audited(ActionReplayDeadLetters, h.replayDeadLetters))
+		r.Post("/api/v1/dead-letters/discard", h.audited(ActionDiscardDeadLetters, h.discardDeadLetters))
 		r.Get("/api/v1/outbox/stats", h.outboxStats)
 		r.Get("/api/v1/dlq", h.listFailed)
-		r.Post("/api/v1/dlq/{event_id}/retry", h.retryFailed)
+		r.Post("/api/v1/dlq/{event_id}/retry", h.audited(ActionDLQRetry, h.retryFailed))
 		r.Get("/api/v1/replay", h.previewReplay)
-		r.Post("/api/v1/replay", h.replayOutbox)
+		r.Post("/api/v1/replay", h.audited(ActionReplayOutbox, h.replayOutbox))
 		r.Get("/api/v1/catalog", h.getCatalog)
 	})
 	return r
 }
 
-// authorize enforces the bearer token (DESIGN.md §7).
-func (h *Handler) authorize(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(h.token) == 0 {
-			writeError(w, http.StatusServiceUnavailable, "ADMIN_TOKEN is not set: the admin API is disabled")
-			return
-		}
-		if h.readOpen && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="messagekit-admin"`)
-			writeError(w, http.StatusUnauthorized, "missing bearer token")
-			return
-		}
-		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), h.token) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="messagekit-admin", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "invalid bearer token")
-			return
-		}
+// requestID takes the request's X-Request-Id, or makes one up, and
+// answers it in the response's X-Request-Id: the audit and the access log
+// name it.
+func requestID(next http.Handler) http.Handler {
+	return middleware.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(middleware.RequestIDHeader, middleware.GetReqID(r.Context()))
 		next.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // recoverPanic turns a handler's panic into a logged 500 with a JSON

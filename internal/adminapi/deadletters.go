@@ -3,7 +3,9 @@ package adminapi
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +40,8 @@ type item struct {
 	ReplayCount   int        `json:"replay_count"`
 	ReplayedAt    *time.Time `json:"replayed_at"`
 	DiscardReason *string    `json:"discard_reason"`
+	// ClaimedAt is set while a replay is publishing the dead letter.
+	ClaimedAt *time.Time `json:"claimed_at"`
 }
 
 // detail is one dead letter with its message (GET /dead-letters/{id}).
@@ -79,7 +83,7 @@ func toItem(it deadletter.Item) item {
 		DeathCount: it.DeathCount, Status: string(it.Status),
 		FirstSeenAt: it.FirstSeenAt.UTC(), LastSeenAt: it.LastSeenAt.UTC(),
 		ReplayCount: it.ReplayCount, ReplayedAt: nullTime(it.ReplayedAt),
-		DiscardReason: nullString(it.DiscardReason),
+		DiscardReason: nullString(it.DiscardReason), ClaimedAt: nullTime(it.ClaimedAt),
 	}
 	if it.EventID != uuid.Nil {
 		out.EventID = nullString(it.EventID.String())
@@ -214,8 +218,22 @@ type discardRequest struct {
 	Reason string `json:"reason"`
 }
 
+// checkReason returns the trimmed discard reason, or a *badRequest.
+func checkReason(reason string) (string, error) {
+	reason = strings.TrimSpace(reason)
+	switch {
+	case reason == "":
+		return "", invalid("reason: required, a non-empty string")
+	case len(reason) > deadletter.MaxDiscardReasonBytes || !deadletter.ValidText(reason):
+		return "", invalid("reason: want UTF-8 without NUL bytes, at most %d bytes", deadletter.MaxDiscardReasonBytes)
+	}
+	return reason, nil
+}
+
 // POST /api/v1/dead-letters/{id}/discard
 func (h *Handler) discardDeadLetter(w http.ResponseWriter, r *http.Request) {
+	a := actionOf(r)
+	a.target = map[string]any{"id": chi.URLParam(r, "id")}
 	id, err := parseID(r)
 	if !answerInput(w, err) {
 		return
@@ -224,19 +242,121 @@ func (h *Handler) discardDeadLetter(w http.ResponseWriter, r *http.Request) {
 	if !answerInput(w, decodeJSON(r, &req)) {
 		return
 	}
-	reason := strings.TrimSpace(req.Reason)
-	switch {
-	case reason == "":
-		writeError(w, http.StatusBadRequest, "reason: required, a non-empty string")
-		return
-	case len(reason) > deadletter.MaxDiscardReasonBytes || !utf8.ValidString(reason):
-		writeError(w, http.StatusBadRequest, "reason: want valid UTF-8 of at most "+strconv.Itoa(deadletter.MaxDiscardReasonBytes)+" bytes")
+	a.target = map[string]any{"id": id, "reason": req.Reason}
+	reason, err := checkReason(req.Reason)
+	if !answerInput(w, err) {
 		return
 	}
+	a.matched = 1
 	it, err := h.dl.MarkDiscarded(r.Context(), id, reason)
+	if err != nil {
+		a.failed = 1
+		h.fail(w, r, err)
+		return
+	}
+	a.done = 1
+	writeJSON(w, http.StatusOK, toDetail(it))
+}
+
+type discardResult struct {
+	DiscardedCount int `json:"discarded_count"`
+}
+
+// discardPage is how many dead letters a bulk discard updates per statement.
+const discardPage = 1000
+
+// POST /api/v1/dead-letters/discard
+func (h *Handler) discardDeadLetters(w http.ResponseWriter, r *http.Request) {
+	a := actionOf(r)
+	var req bulkRequest
+	if !answerInput(w, decodeJSON(r, &req)) {
+		return
+	}
+	a.target, a.dryRun = req, req.DryRun
+	f, limit, err := req.filter("discarded")
+	if !answerInput(w, err) {
+		return
+	}
+	if req.Reason == nil {
+		writeError(w, http.StatusBadRequest, "reason: required, a non-empty string")
+		return
+	}
+	reason, err := checkReason(*req.Reason)
+	if !answerInput(w, err) {
+		return
+	}
+	if req.DryRun {
+		h.dryRun(w, r, f, limit)
+		return
+	}
+	release, ok := h.acquireBulk(w)
+	if !ok {
+		return
+	}
+	defer release()
+	for a.done < limit {
+		ids, err := h.dl.DiscardPage(r.Context(), f, min(discardPage, limit-a.done), reason)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		a.matched += len(ids)
+		a.done += len(ids)
+		if len(ids) == 0 {
+			break
+		}
+	}
+	writeJSON(w, http.StatusOK, discardResult{DiscardedCount: a.done})
+}
+
+// Group-by keys of GET /dead-letters/summary.
+var summaryKeys = []string{"origin", "reason", "event_type", "source", "status"}
+
+type groupJSON struct {
+	Key              *string   `json:"key"`
+	Count            int64     `json:"count"`
+	OldestLastSeenAt time.Time `json:"oldest_last_seen_at"`
+	NewestLastSeenAt time.Time `json:"newest_last_seen_at"`
+}
+
+type summaryJSON struct {
+	GroupBy string      `json:"group_by"`
+	Groups  []groupJSON `json:"groups"`
+}
+
+// GET /api/v1/dead-letters/summary
+func (h *Handler) summarizeDeadLetters(w http.ResponseWriter, r *http.Request) {
+	groupBy := r.URL.Query().Get("group_by")
+	if groupBy == "" {
+		groupBy = "origin"
+	}
+	if !slices.Contains(summaryKeys, groupBy) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("group_by: want one of %s, got %q",
+			strings.Join(summaryKeys, ", "), deadletter.CleanText(groupBy, 64)))
+		return
+	}
+	f, err := parseFilter(r)
+	if !answerInput(w, err) {
+		return
+	}
+	if f.Cursor != "" || r.URL.Query().Has("limit") {
+		writeError(w, http.StatusBadRequest, "cursor and limit: not taken by the summary")
+		return
+	}
+	groups, err := h.dl.Summary(r.Context(), f, groupBy)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toDetail(it))
+	out := summaryJSON{GroupBy: groupBy, Groups: make([]groupJSON, 0, len(groups))}
+	for _, g := range groups {
+		var key *string
+		if g.Key != nil {
+			k := *g.Key
+			key = &k
+		}
+		out.Groups = append(out.Groups, groupJSON{Key: key, Count: g.Count,
+			OldestLastSeenAt: g.OldestLastSeenAt.UTC(), NewestLastSeenAt: g.NewestLastSeenAt.UTC()})
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/firstunicorn/messagekit-go/pkg/outbox"
 )
 
-const token = "s3cret-token"
+const token = "s3cret-token-0123456789"
 
 func testCtx(t testing.TB) context.Context {
 	t.Helper()

@@ -23,12 +23,16 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	replays  *prometheus.CounterVec
 	replayed *prometheus.CounterVec
+	actions  *prometheus.CounterVec
 }
 
 // NewMetrics registers messagekit_admin_requests_total{route,method,status},
 // messagekit_admin_request_duration_seconds{route,method},
-// messagekit_admin_replays_total{kind} and
-// messagekit_admin_replayed_messages_total{kind,source} on reg. It
+// messagekit_admin_replays_total{kind},
+// messagekit_admin_replayed_messages_total{kind,source} and
+// messagekit_admin_actions_total{action,outcome} on reg; kind is the
+// action of the replay (dead_letter.replay, dead_letters.replay, dlq.retry,
+// outbox.replay). It
 // returns the registration error, e.g. when they are already registered.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
@@ -49,8 +53,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "messagekit_admin_replayed_messages_total",
 			Help: "Messages replayed and confirmed by the broker, by replay kind and source (rabbitmq, kafka, outbox).",
 		}, []string{"kind", "source"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messagekit_admin_actions_total",
+			Help: "Mutating admin actions recorded in admin_actions, by action and outcome (ok, partial, refused, error).",
+		}, []string{"action", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.replays, m.replayed} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.replays, m.replayed, m.actions} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("adminapi: register metrics: %w", err)
 		}

@@ -11,16 +11,16 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/firstunicorn/messagekit-go/internal/adminapi"
 	"github.com/firstunicorn/messagekit-go/internal/deadletter"
 )
 
-// fakeStore answers ErrNotFound to everything: enough for tests that need
-// a Handler but no database.
-type fakeStore struct{}
+// fakeStore answers ErrNotFound to reads and updates of one dead letter:
+// enough for tests that need a Handler but no database. Other methods
+// are not implemented (nil interface: they panic).
+type fakeStore struct{ adminapi.DeadLetterStore }
 
 func (fakeStore) List(context.Context, deadletter.Filter) (deadletter.Page, error) {
 	return deadletter.Page{}, nil
@@ -30,14 +30,6 @@ func (fakeStore) Get(context.Context, int64) (deadletter.Item, error) {
 }
 func (fakeStore) MarkDiscarded(context.Context, int64, string) (deadletter.Item, error) {
 	return deadletter.Item{}, deadletter.ErrNotFound
-}
-func (fakeStore) MarkReplayed(context.Context, int64) (deadletter.Item, error) {
-	return deadletter.Item{}, deadletter.ErrNotFound
-}
-func (fakeStore) MarkManyReplayed(context.Context, []int64) ([]int64, error)  { return nil, nil }
-func (fakeStore) GetMany(context.Context, []int64) ([]deadletter.Item, error) { return nil, nil }
-func (fakeStore) PendingByEvent(context.Context, uuid.UUID) ([]deadletter.Item, error) {
-	return nil, nil
 }
 
 func unitHandler(t *testing.T, m *adminapi.Metrics) *adminapi.Handler {
@@ -75,10 +67,13 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	}
 	var documented []string
 	for path, ops := range doc.Paths {
-		for method := range ops {
+		for method, op := range ops {
 			switch method {
 			case "get", "put", "post", "delete", "options", "head", "patch", "trace":
 				documented = append(documented, strings.ToUpper(method)+" "+path)
+				if !hasExample(op) {
+					t.Errorf("%s %s: no response has an example", method, path)
+				}
 			}
 		}
 	}
@@ -97,6 +92,29 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	if len(routes) < 8 {
 		t.Errorf("walked only %v", routes)
 	}
+}
+
+// hasExample reports whether some response of the operation op carries an
+// example of its JSON body.
+func hasExample(op json.RawMessage) bool {
+	var o struct {
+		Responses map[string]struct {
+			Content map[string]struct {
+				Example json.RawMessage `json:"example"`
+			} `json:"content"`
+		} `json:"responses"`
+	}
+	if json.Unmarshal(op, &o) != nil {
+		return false
+	}
+	for _, r := range o.Responses {
+		for _, c := range r.Content {
+			if len(c.Example) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // TestOpenAPIServed pins that the document is served without a token, also

@@ -2,7 +2,6 @@ package adminapi
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"net/http"
 	"time"
@@ -92,16 +91,6 @@ type failedPage struct {
 	Events []failedEvent `json:"events"`
 }
 
-// listFailedSQL reads the failed rows newest first through
-// outbox_events_failed_idx; ($1 = ” OR ...) keeps one parameterised plan.
-// messagekit_outbox (migration 00006) is outbox_events with the columns a
-// pre-existing outbox such as the Python messagekit's lacks (id) as NULL.
-const listFailedSQL = `SELECT event_id, event_type, failed_at, error_message
-	FROM messagekit_outbox
-	WHERE failed AND ($1 = '' OR event_type = $1)
-	ORDER BY failed_at DESC, id DESC, event_id DESC
-	LIMIT $2 OFFSET $3`
-
 // GET /api/v1/dlq
 func (h *Handler) listFailed(w http.ResponseWriter, r *http.Request) {
 	limit, err := parseInt(r, "limit", defaultFailedLimit, 1, maxFailedLimit)
@@ -118,29 +107,6 @@ func (h *Handler) listFailed(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, failedPage{Events: events})
-}
-
-func (h *Handler) readFailed(ctx context.Context, eventType string, limit, offset int64) ([]failedEvent, error) {
-	rows, err := h.db.Query(ctx, listFailedSQL, eventType, limit, offset)
-	if err != nil {
-		return nil, fmt.Errorf("list failed outbox events: %w", err)
-	}
-	defer rows.Close()
-	events := make([]failedEvent, 0)
-	for rows.Next() {
-		var e failedEvent
-		if err := rows.Scan(&e.ID, &e.EventType, &e.FailedAt, &e.ErrorMessage); err != nil {
-			return nil, fmt.Errorf("list failed outbox events: %w", err)
-		}
-		if e.FailedAt != nil {
-			*e.FailedAt = e.FailedAt.UTC()
-		}
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list failed outbox events: %w", err)
-	}
-	return events, nil
 }
 
 type checkJSON struct {

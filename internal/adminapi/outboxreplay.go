@@ -1,15 +1,14 @@
 package adminapi
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/firstunicorn/messagekit-go/internal/deadletter"
 	"github.com/firstunicorn/messagekit-go/pkg/contracts"
 	"github.com/firstunicorn/messagekit-go/pkg/outbox"
 )
@@ -46,17 +45,6 @@ type outboxReplayResult struct {
 	FirstError    *string `json:"first_error"`
 }
 
-// rangeSQL reads a created_at range oldest first through
-// outbox_events_created_at_idx. On a pre-existing outbox (the Python
-// messagekit's), messagekit_outbox has NULL id, aggregate_type and trace
-// columns, and rows of one created_at go in event id order.
-const rangeSQL = `SELECT event_id, event_type, aggregate_id, aggregate_type, created_at, occurred_at,
-		published, failed, payload, traceparent, tracestate
-	FROM messagekit_outbox
-	WHERE created_at >= $1 AND created_at <= $2 AND ($3 = '' OR event_type = $3)
-	ORDER BY created_at, id, event_id
-	LIMIT $4`
-
 // outboxRange is the parameters of GET and POST /replay.
 type outboxRange struct {
 	From      time.Time `json:"from_ts"`
@@ -89,40 +77,40 @@ func parseRange(r *http.Request) (outboxRange, error) {
 	return q, err
 }
 
-func (h *Handler) readRange(ctx context.Context, q outboxRange) ([]outboxEvent, error) {
-	rows, err := h.db.Query(ctx, rangeSQL, q.From, q.To, q.EventType, q.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("read outbox range: %w", err)
-	}
-	defer rows.Close()
-	events := make([]outboxEvent, 0)
-	for rows.Next() {
-		var e outboxEvent
-		if err := rows.Scan(&e.EventID, &e.EventType, &e.AggregateID, &e.AggregateType, &e.CreatedAt, &e.OccurredAt,
-			&e.Published, &e.Failed, &e.Payload, &e.traceparent, &e.tracestate); err != nil {
-			return nil, fmt.Errorf("read outbox range: %w", err)
-		}
-		e.CreatedAt, e.OccurredAt = e.CreatedAt.UTC(), e.OccurredAt.UTC()
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read outbox range: %w", err)
-	}
-	return events, nil
-}
-
-// GET /api/v1/replay
+// GET /api/v1/replay: the events are written as they are read, so a
+// preview of MaxBulkReplay large events is not held in memory.
 func (h *Handler) previewReplay(w http.ResponseWriter, r *http.Request) {
 	q, err := parseRange(r)
 	if !answerInput(w, err) {
 		return
 	}
-	events, err := h.readRange(r.Context(), q)
-	if err != nil {
+	var enc *json.Encoder
+	started := false
+	err = h.eachInRange(r.Context(), q, func(e *outboxEvent) error {
+		if !started {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, `{"events":[`)
+			enc, started = json.NewEncoder(w), true
+		} else {
+			_, _ = io.WriteString(w, ",")
+		}
+		return enc.Encode(e)
+	})
+	switch {
+	case err != nil && !started:
 		h.fail(w, r, err)
-		return
+	case err != nil:
+		// The status is sent: cut the response short so the client sees
+		// an incomplete body, not a shorter list.
+		h.logger.ErrorContext(r.Context(), "admin api: /replay preview failed midway", "error", err)
+		panic(http.ErrAbortHandler)
+	case !started:
+		writeJSON(w, http.StatusOK, outboxEvents{Events: []outboxEvent{}})
+	default:
+		_, _ = io.WriteString(w, "]}\n")
 	}
-	writeJSON(w, http.StatusOK, outboxEvents{Events: events})
 }
 
 // record is e as the Relay writes it (DESIGN.md §3), plus replayId.
@@ -145,42 +133,72 @@ func (e *outboxEvent) record(topic string, replayID uuid.UUID) outbox.Record {
 }
 
 // POST /api/v1/replay: re-sends the range to OUTBOX_TOPIC, oldest first,
-// in pages of replayPage records.
+// in pages of at most replayPage records and replayPageBytes bytes, read
+// as they are published.
 func (h *Handler) replayOutbox(w http.ResponseWriter, r *http.Request) {
+	a := actionOf(r)
+	a.target = r.URL.Query()
 	q, err := parseRange(r)
 	if !answerInput(w, err) {
 		return
 	}
+	a.target = q
 	if h.kafka == nil {
 		writeError(w, http.StatusServiceUnavailable, "replay to kafka is not configured on this server")
 		return
 	}
-	events, err := h.readRange(r.Context(), q)
-	if err != nil {
-		h.fail(w, r, err)
+	if err := h.checkDestination("topic", h.topic); err != nil {
+		writeError(w, http.StatusForbidden, err.Error()+"; nothing was replayed")
 		return
 	}
+	release, ok := h.acquireBulk(w)
+	if !ok {
+		return
+	}
+	defer release()
 	replayID := uuid.New()
+	a.replayID = replayID
 	out := outboxReplayResult{ReplayID: replayID.String()}
-	for start := 0; start < len(events); start += replayPage {
-		page := events[start:min(start+replayPage, len(events))]
+	var page []*outboxEvent
+	size := 0
+	flush := func() {
+		if len(page) == 0 {
+			return
+		}
 		records := make([]outbox.Record, len(page))
-		for i := range page {
-			records[i] = page[i].record(h.topic, replayID)
+		for i, e := range page {
+			records[i] = e.record(h.topic, replayID)
 		}
 		errs := h.kafka.Publish(r.Context(), records)
-		for i := range page {
+		for i, e := range page {
 			if errs != nil && i < len(errs) && errs[i] != nil {
 				out.FailedCount++
 				if out.FirstError == nil {
-					out.FirstError = nullString(fmt.Sprintf("event %s: %v", page[i].EventID, errs[i]))
+					out.FirstError = nullString(fmt.Sprintf("event %s: %v", e.EventID, errs[i]))
 				}
 				continue
 			}
 			out.ReplayedCount++
 		}
+		page, size = page[:0], 0
 	}
-	h.recordReplay(r, replayRecord{replayID: replayID, kind: KindOutbox, filter: q,
-		replayed: map[deadletter.Source]int{sourceOutbox: out.ReplayedCount}, failed: out.FailedCount})
+	err = h.eachInRange(r.Context(), q, func(e *outboxEvent) error {
+		page = append(page, e)
+		a.matched++
+		if size += outboxEventSize(e); len(page) >= replayPage || size >= replayPageBytes {
+			flush()
+		}
+		return nil
+	})
+	flush()
+	a.done, a.failed = out.ReplayedCount, out.FailedCount
+	a.replayed[sourceOutbox] = out.ReplayedCount
+	if out.FirstError != nil {
+		a.fail(*out.FirstError)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, out)
 }

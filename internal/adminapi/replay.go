@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -18,25 +20,27 @@ import (
 	"github.com/firstunicorn/messagekit-go/pkg/outbox"
 )
 
-// Replay kinds: the replays.kind column and the metrics' kind label.
-const (
-	KindDeadLetter     = "dead_letter"
-	KindDeadLetterBulk = "dead_letters"
-	KindDLQRetry       = "dlq_retry"
-	KindOutbox         = "outbox"
-)
-
 // MaxBulkReplay bounds the limit of POST /dead-letters/replay and of the
 // outbox replay.
 const MaxBulkReplay = 10000
 
-// replayPage is how many dead letters a bulk replay reads, publishes and
-// marks at a time.
-const replayPage = 1000
+// replayPage is the most dead letters a bulk replay claims, publishes and
+// marks at a time; replayPageBytes bounds the bytes of their bodies, keys
+// and headers (a page holds at least one), so a bulk replay of large
+// messages holds a few MiB, not MaxBulkReplay payloads.
+const (
+	replayPage      = 1000
+	replayPageBytes = 8 << 20
+)
 
-// markTimeout bounds marking rows the broker confirmed; it runs even when
-// the request ended, so a confirmed replay is not left pending.
+// markTimeout bounds marking rows the broker confirmed and releasing the
+// others; it runs even when the request ended, so a confirmed replay is
+// not left claimed.
 const markTimeout = 30 * time.Second
+
+// bulkRetryAfter is the Retry-After of a bulk operation refused because
+// MaxBulkOperations are running.
+const bulkRetryAfter = "5"
 
 // kafkaDLQHeaderPrefix marks the headers the DLQ writer added (DESIGN.md §3).
 const kafkaDLQHeaderPrefix = "__connect.errors."
@@ -132,6 +136,48 @@ func (e *errNoPublisher) Error() string {
 	return fmt.Sprintf("replay to %s is not configured on this server", e.source)
 }
 
+// errForbidden is a replay destination ADMIN_REPLAY_DESTINATIONS does not
+// allow.
+type errForbidden struct{ kind, name string }
+
+func (e *errForbidden) Error() string {
+	return fmt.Sprintf("replay destination %s %q is not allowed by ADMIN_REPLAY_DESTINATIONS", e.kind, e.name)
+}
+
+// destination returns the kind (queue or topic) and name a dead letter is
+// replayed to: its origin (DESIGN.md §6).
+func destination(source deadletter.Source, origin string) (kind, name string) {
+	if source == deadletter.SourceRabbitMQ {
+		return "queue", origin
+	}
+	return "topic", origin
+}
+
+// allowed reports whether ADMIN_REPLAY_DESTINATIONS lets a replay publish
+// to name.
+func (h *Handler) allowed(name string) bool {
+	if h.destinations == nil {
+		return true
+	}
+	for _, p := range h.destinations {
+		if p == "*" {
+			return true
+		}
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// checkDestination returns an *errForbidden when it is not allowed.
+func (h *Handler) checkDestination(kind, name string) error {
+	if !h.allowed(name) {
+		return &errForbidden{kind: kind, name: name}
+	}
+	return nil
+}
+
 // sendResult is what became of each item of a send: nil when the broker
 // confirmed it.
 type sendResult []error
@@ -144,6 +190,10 @@ func (h *Handler) send(ctx context.Context, items []deadletter.Item, replayID uu
 	var queueMsgs []QueueMessage
 	var records []outbox.Record
 	for i, it := range items {
+		if err := h.checkDestination(destination(it.Source, it.Origin)); err != nil {
+			res[i] = err
+			continue
+		}
 		out, err := rebuild(it, replayID)
 		switch {
 		case err != nil:
@@ -181,45 +231,123 @@ func (h *Handler) send(ctx context.Context, items []deadletter.Item, replayID uu
 	return res
 }
 
+// pageOutcome is what replaying one page of claimed dead letters did.
+type pageOutcome struct {
+	done, failed []int64
+	firstError   error
+	// brokerFailed: a publish failed for the broker's reason (connection
+	// lost, nack, timeout), not the dead letter's own.
+	brokerFailed bool
+}
+
+// ownFault reports whether a publish error is about the dead letter
+// itself (no destination, refused destination, its queue gone), so
+// replaying others may still work.
+func ownFault(err error) bool {
+	var nr *notReplayable
+	var np *errNoPublisher
+	var fb *errForbidden
+	return errors.As(err, &nr) || errors.As(err, &np) || errors.As(err, &fb) || errors.Is(err, ErrUnroutable)
+}
+
+// replayClaimed publishes items, which the replay replayID has claimed,
+// then marks the confirmed ones replayed and releases the others. The
+// marking and releasing run on a context of their own, so a client that
+// hangs up leaves no claim behind. It returns the database's error.
+func (h *Handler) replayClaimed(ctx context.Context, items []deadletter.Item, replayID uuid.UUID, a *action) (pageOutcome, error) {
+	var o pageOutcome
+	res := h.send(ctx, items, replayID)
+	source := make(map[int64]deadletter.Source, len(items))
+	var ok, bad []int64
+	for i, err := range res {
+		if err != nil {
+			o.brokerFailed = o.brokerFailed || !ownFault(err)
+			bad = append(bad, items[i].ID)
+			if o.firstError == nil {
+				o.firstError = fmt.Errorf("dead letter %d: %w", items[i].ID, err)
+			}
+			continue
+		}
+		ok = append(ok, items[i].ID)
+		source[items[i].ID] = items[i].Source
+	}
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
+	defer cancel()
+	marked, err := h.dl.FinishReplay(mctx, ok, replayID)
+	for _, id := range marked {
+		a.replayed[source[id]]++
+	}
+	// A published row whose claim was released meanwhile (a stale claim) is
+	// counted done: the broker has it.
+	a.done += len(ok)
+	a.failed += len(bad)
+	o.done, o.failed = ok, bad
+	if o.firstError != nil {
+		a.fail(o.firstError.Error())
+	}
+	_, rerr := h.dl.Release(mctx, bad, replayID)
+	if err != nil || rerr != nil {
+		// The rows stay claimed until the claim timeout releases them.
+		return o, errors.Join(err, rerr)
+	}
+	return o, nil
+}
+
 // POST /api/v1/dead-letters/{id}/replay
 func (h *Handler) replayDeadLetter(w http.ResponseWriter, r *http.Request) {
+	a := actionOf(r)
+	a.target = map[string]any{"id": chi.URLParam(r, "id")}
 	id, err := parseID(r)
 	if !answerInput(w, err) {
 		return
 	}
-	it, err := h.dl.Get(r.Context(), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if it.Status != deadletter.StatusPending {
-		writeError(w, http.StatusConflict, fmt.Sprintf("dead letter %d is %s: %v", id, it.Status, deadletter.ErrNotPending))
-		return
-	}
+	a.target = map[string]any{"id": id}
+	h.releaseStale(r)
 	replayID := uuid.New()
-	if err := h.send(r.Context(), []deadletter.Item{it}, replayID)[0]; err != nil {
-		h.failPublish(w, r, err)
-		return
-	}
-	markCtx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), markTimeout)
-	defer cancel()
-	updated, err := h.dl.MarkReplayed(markCtx, id)
+	it, err := h.dl.Claim(r.Context(), id, replayID)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	h.recordReplay(r, replayRecord{replayID: replayID, kind: KindDeadLetter,
-		filter: map[string]any{"id": id}, replayed: map[deadletter.Source]int{it.Source: 1}})
+	a.replayID, a.matched = replayID, 1
+	o, err := h.replayClaimed(r.Context(), []deadletter.Item{it}, replayID, a)
+	if o.firstError != nil {
+		h.failPublish(w, r, o.firstError)
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), markTimeout)
+	defer cancel()
+	updated, err := h.dl.Get(ctx, id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, toDetail(updated))
 }
 
-// failPublish answers a replay the broker did not take: 409 when the
-// dead letter can not go back (no destination, its queue is gone), 503
-// when the broker is not configured, else 502 with the broker's reason.
+// releaseStale releases stale claims before a replay claims, so a crash's
+// leftovers are replayable without waiting for Run.
+func (h *Handler) releaseStale(r *http.Request) {
+	if _, err := h.ReleaseStaleClaims(r.Context()); err != nil {
+		h.logger.WarnContext(r.Context(), "admin api: releasing stale claims failed", "error", err)
+	}
+}
+
+// failPublish answers a replay the broker did not take: 403 for a
+// destination ADMIN_REPLAY_DESTINATIONS refuses, 409 when the dead letter
+// can not go back (no destination, its queue is gone), 503 when the broker
+// is not configured, else 502 with the broker's reason.
 func (h *Handler) failPublish(w http.ResponseWriter, r *http.Request, err error) {
 	var nr *notReplayable
 	var np *errNoPublisher
+	var fb *errForbidden
 	switch {
+	case errors.As(err, &fb):
+		writeError(w, http.StatusForbidden, err.Error())
 	case errors.As(err, &nr), errors.Is(err, ErrUnroutable):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.As(err, &np):
@@ -230,15 +358,18 @@ func (h *Handler) failPublish(w http.ResponseWriter, r *http.Request, err error)
 	}
 }
 
-// bulkRequest is POST /dead-letters/replay's body.
+// bulkRequest is the body of POST /dead-letters/replay and (with reason)
+// POST /dead-letters/discard.
 type bulkRequest struct {
-	Status    string `json:"status"`
-	Source    string `json:"source"`
-	EventType string `json:"event_type"`
-	Queue     string `json:"queue"`
-	Since     string `json:"since"`
-	Until     string `json:"until"`
-	Limit     *int   `json:"limit"`
+	Status    string  `json:"status"`
+	Source    string  `json:"source"`
+	EventType string  `json:"event_type"`
+	Queue     string  `json:"queue"`
+	Since     string  `json:"since"`
+	Until     string  `json:"until"`
+	Limit     *int    `json:"limit"`
+	DryRun    bool    `json:"dry_run"`
+	Reason    *string `json:"reason,omitempty"`
 }
 
 type bulkResult struct {
@@ -248,14 +379,24 @@ type bulkResult struct {
 	FirstError    *string `json:"first_error"`
 }
 
-func (req bulkRequest) filter() (deadletter.Filter, int, error) {
+type dryRunResult struct {
+	MatchedCount int  `json:"matched_count"`
+	DryRun       bool `json:"dry_run"`
+}
+
+func (req bulkRequest) filter(verb string) (deadletter.Filter, int, error) {
 	f := deadletter.Filter{Status: deadletter.StatusPending, Source: deadletter.Source(req.Source),
 		EventType: req.EventType, Origin: req.Queue}
 	if req.Status != "" && req.Status != string(deadletter.StatusPending) {
-		return f, 0, invalid("status: only pending dead letters can be replayed, got %q", req.Status)
+		return f, 0, invalid("status: only pending dead letters can be %s, got %q", verb, deadletter.CleanText(req.Status, 64))
 	}
 	if f.Source != "" && !f.Source.Valid() {
-		return f, 0, invalid("source: want kafka or rabbitmq, got %q", req.Source)
+		return f, 0, invalid("source: want kafka or rabbitmq, got %q", deadletter.CleanText(req.Source, 64))
+	}
+	for _, t := range []struct{ name, v string }{{"event_type", req.EventType}, {"queue", req.Queue}} {
+		if !deadletter.ValidText(t.v) {
+			return f, 0, invalid("%s: holds a NUL byte or invalid UTF-8", t.name)
+		}
 	}
 	for _, t := range []struct {
 		name, v string
@@ -266,7 +407,7 @@ func (req bulkRequest) filter() (deadletter.Filter, int, error) {
 		}
 		v, err := time.Parse(time.RFC3339Nano, t.v)
 		if err != nil {
-			return f, 0, invalid("%s: want an RFC 3339 timestamp such as 2026-01-02T15:04:05Z, got %q", t.name, t.v)
+			return f, 0, invalid("%s: want an RFC 3339 timestamp such as 2026-01-02T15:04:05Z, got %q", t.name, deadletter.CleanText(t.v, 64))
 		}
 		*t.dst = v
 	}
@@ -282,121 +423,117 @@ func (req bulkRequest) filter() (deadletter.Filter, int, error) {
 	return f, *req.Limit, nil
 }
 
-// bulkOutcome is what a bulk replay did.
-type bulkOutcome struct {
-	replayed   map[deadletter.Source]int
-	failed     int
-	firstError error
-}
-
-func (o *bulkOutcome) fail(err error) {
-	o.failed++
-	if o.firstError == nil {
-		o.firstError = err
+// acquireBulk takes one of the MaxBulkOperations slots, or answers 429
+// and returns false.
+func (h *Handler) acquireBulk(w http.ResponseWriter) (release func(), ok bool) {
+	select {
+	case h.bulk <- struct{}{}:
+		return func() { <-h.bulk }, true
+	default:
+		w.Header().Set("Retry-After", bulkRetryAfter)
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("%d bulk operations are running; retry later", cap(h.bulk)))
+		return nil, false
 	}
 }
 
-// replayItems publishes items, then marks the confirmed ones replayed;
-// rows that failed (or were no longer pending when marked) stay as they
-// are and count as failed.
-func (h *Handler) replayItems(ctx context.Context, items []deadletter.Item, replayID uuid.UUID, o *bulkOutcome) error {
-	res := h.send(ctx, items, replayID)
-	ok := make([]int64, 0, len(items))
-	source := make(map[int64]deadletter.Source, len(items))
-	for i, err := range res {
-		if err != nil {
-			o.fail(fmt.Errorf("dead letter %d: %w", items[i].ID, err))
-			continue
-		}
-		ok = append(ok, items[i].ID)
-		source[items[i].ID] = items[i].Source
+// checkDestinations answers 403 when a dead letter f matches would go to
+// a destination ADMIN_REPLAY_DESTINATIONS does not allow; ok is false when
+// it answered.
+func (h *Handler) checkDestinations(w http.ResponseWriter, r *http.Request, f deadletter.Filter) (ok bool) {
+	if h.destinations == nil {
+		return true
 	}
-	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
-	defer cancel()
-	marked, err := h.dl.MarkManyReplayed(markCtx, ok)
+	dests, err := h.dl.Destinations(r.Context(), f)
 	if err != nil {
-		return err
+		h.fail(w, r, err)
+		return false
 	}
-	for _, id := range marked {
-		o.replayed[source[id]]++
-	}
-	if n := len(ok) - len(marked); n > 0 {
-		for range n {
-			o.fail(errors.New("published, but no longer pending when marked (replayed or discarded meanwhile)"))
+	for _, d := range dests {
+		if err := h.checkDestination(destination(deadletter.Source(d[0]), d[1])); err != nil {
+			writeError(w, http.StatusForbidden, err.Error()+"; nothing was replayed")
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
-// POST /api/v1/dead-letters/replay
+// POST /api/v1/dead-letters/replay: claims, publishes and marks the
+// matching dead letters page by page; a page in which the broker failed a
+// publish (connection lost, nack) ends the replay, and the rest stays
+// pending.
 func (h *Handler) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
+	a := actionOf(r)
 	var req bulkRequest
 	if !answerInput(w, decodeJSON(r, &req)) {
 		return
 	}
-	f, limit, err := req.filter()
+	a.target, a.dryRun = req, req.DryRun
+	if req.Reason != nil {
+		writeError(w, http.StatusBadRequest, "reason: only for a discard")
+		return
+	}
+	f, limit, err := req.filter("replayed")
 	if !answerInput(w, err) {
 		return
 	}
+	if req.DryRun {
+		h.dryRun(w, r, f, limit)
+		return
+	}
+	if !h.checkDestinations(w, r, f) {
+		return
+	}
+	release, ok := h.acquireBulk(w)
+	if !ok {
+		return
+	}
+	defer release()
+	h.releaseStale(r)
 	replayID := uuid.New()
-	o := bulkOutcome{replayed: map[deadletter.Source]int{}}
-	seen := 0
-	// Marking page n overlaps reading and publishing page n+1.
-	var pending chan error
-	wait := func() error {
-		if pending == nil {
-			return nil
-		}
-		err := <-pending
-		pending = nil
-		return err
-	}
-	for seen < limit {
-		f.Limit = min(replayPage, limit-seen)
-		page, err := h.dl.List(r.Context(), f)
+	a.replayID = replayID
+	out := bulkResult{ReplayID: replayID.String()}
+	var firstError error
+	for a.matched < limit && r.Context().Err() == nil {
+		items, cursor, err := h.dl.ClaimPage(r.Context(), f, replayID, min(replayPage, limit-a.matched), replayPageBytes)
 		if err != nil {
-			err = errors.Join(err, wait())
+			if r.Context().Err() != nil {
+				break
+			}
 			h.fail(w, r, err)
 			return
 		}
-		if len(page.Items) == 0 {
+		if len(items) == 0 {
 			break
 		}
-		seen += len(page.Items)
-		ids := make([]int64, len(page.Items))
-		for i, it := range page.Items {
-			ids[i] = it.ID
+		a.matched += len(items)
+		o, err := h.replayClaimed(r.Context(), items, replayID, a)
+		if firstError == nil {
+			firstError = o.firstError
 		}
-		items, err := h.dl.GetMany(r.Context(), ids)
 		if err != nil {
-			h.fail(w, r, errors.Join(err, wait()))
-			return
-		}
-		if err := wait(); err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		pending = make(chan error, 1)
-		go func(items []deadletter.Item, done chan<- error) {
-			done <- h.replayItems(r.Context(), items, replayID, &o)
-		}(items, pending)
-		if page.NextCursor == "" {
-			break
+		if o.brokerFailed {
+			break // the broker is failing: leave the rest pending
 		}
-		f.Cursor = page.NextCursor
+		f.Cursor = cursor
 	}
-	if err := wait(); err != nil {
+	out.ReplayedCount, out.FailedCount = a.done, a.failed
+	if firstError != nil {
+		out.FirstError = nullString(firstError.Error())
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// dryRun answers what a bulk operation would take, changing nothing.
+func (h *Handler) dryRun(w http.ResponseWriter, r *http.Request, f deadletter.Filter, limit int) {
+	a := actionOf(r)
+	n, err := h.dl.CountPending(r.Context(), f, limit)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	out := bulkResult{ReplayID: replayID.String(), FailedCount: o.failed}
-	for _, n := range o.replayed {
-		out.ReplayedCount += n
-	}
-	if o.firstError != nil {
-		out.FirstError = nullString(o.firstError.Error())
-	}
-	h.recordReplay(r, replayRecord{replayID: replayID, kind: KindDeadLetterBulk, filter: req,
-		replayed: o.replayed, failed: o.failed})
-	writeJSON(w, http.StatusOK, out)
+	a.matched = n
+	writeJSON(w, http.StatusOK, dryRunResult{MatchedCount: n, DryRun: true})
 }

@@ -247,8 +247,16 @@ func TestRetryFailed(t *testing.T) {
 		}
 	}
 	r := e.post(t, "/api/v1/dlq/"+ev.EventID.String()+"/retry", "")
-	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"retried":true}` {
+	var said struct {
+		Retried  bool    `json:"retried"`
+		Replayed []int64 `json:"replayed_dead_letters"`
+		Reset    bool    `json:"flags_reset"`
+	}
+	if r.status != http.StatusOK {
 		t.Fatalf("retry: %d %s", r.status, r.body)
+	}
+	if r.decode(t, &said); !said.Retried || len(said.Replayed) != 1 || !said.Reset {
+		t.Fatalf("retry said %s; want retried, one dead letter re-sent, flags reset", r.body)
 	}
 	d := getOne(t, ch, q)
 	if d.MessageId != ev.EventID.String() || d.Headers[contracts.AMQPHeaderReplayCount] != int32(1) {

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/firstunicorn/messagekit-go/internal/adminapi"
 	"github.com/firstunicorn/messagekit-go/internal/deadletter"
 	"github.com/firstunicorn/messagekit-go/internal/deadletter/amqpheaders"
 	"github.com/firstunicorn/messagekit-go/internal/testenv"
@@ -155,13 +156,14 @@ func TestReplayRabbitMQEndToEnd(t *testing.T) {
 	if r := e.post(t, fmt.Sprintf("/api/v1/dead-letters/%d/replay", ids[0]), ""); r.status != http.StatusConflict {
 		t.Errorf("second replay: %d %s", r.status, r.body)
 	}
-	var kind, principal string
+	var action, principal string
 	var n int
-	if err := e.db.Pool.QueryRow(testCtx(t), `SELECT kind, principal, replayed_count FROM replays`).Scan(&kind, &principal, &n); err != nil {
+	if err := e.db.Pool.QueryRow(testCtx(t), `SELECT action, principal, done_count FROM admin_actions
+		WHERE error IS NULL`).Scan(&action, &principal, &n); err != nil {
 		t.Fatal(err)
 	}
-	if kind != "dead_letter" || principal != "admin-token" || n != 1 {
-		t.Errorf("replays row %s %s %d", kind, principal, n)
+	if action != adminapi.ActionReplayDeadLetter || principal != adminapi.AdminPrincipal || n != 1 {
+		t.Errorf("admin_actions row %s %s %d", action, principal, n)
 	}
 	if v := counter(t, e, "messagekit_admin_replayed_messages_total", "kind", "dead_letter", "source", "rabbitmq"); v != 1 {
 		t.Errorf("replayed messages counter %v", v)

@@ -22,6 +22,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
+	noteError(w, msg)
 	writeJSON(w, status, errorBody{Error: msg})
 }
 
@@ -32,7 +33,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, deadletter.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, deadletter.ErrNotPending):
+	case errors.Is(err, deadletter.ErrNotPending), errors.Is(err, deadletter.ErrClaimed):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, deadletter.ErrInvalidFilter):
 		writeError(w, http.StatusBadRequest, err.Error())

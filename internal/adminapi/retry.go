@@ -1,87 +1,99 @@
 package adminapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/firstunicorn/messagekit-go/internal/deadletter"
 )
 
-// resetFailedSQL is the seed's retry: the outbox row is no longer failed
-// and the attempt is counted.
-const resetFailedSQL = `UPDATE outbox_events SET failed = false, failed_at = NULL, error_message = NULL,
-		attempt_count = attempt_count + 1
-	WHERE event_id = messagekit_outbox_event_id($1::uuid) RETURNING 1`
+// maxRetryDeadLetters bounds the dead letters one retry re-sends: an event
+// has one per queue or topic that dead-lettered it.
+const maxRetryDeadLetters = 1000
 
+// retried is POST /dlq/{event_id}/retry's answer: the seed's field
+// retried, and what was done.
 type retried struct {
+	// Retried is the seed's field: the outbox row is no longer failed.
 	Retried bool `json:"retried"`
+	// ReplayedDeadLetters are the ids of the dead letters re-sent to
+	// their origins (confirmed by the broker); empty when none was pending.
+	ReplayedDeadLetters []int64 `json:"replayed_dead_letters"`
+	// ReplayID is the replay's id, null when nothing was re-sent.
+	ReplayID *string `json:"replay_id"`
+	// FlagsReset: the outbox row's failed flags were cleared.
+	FlagsReset bool `json:"flags_reset"`
+	// Detail says the same in words.
+	Detail string `json:"detail"`
 }
 
 // POST /api/v1/dlq/{event_id}/retry: replays the event's pending dead
 // letters to their origins, then resets its outbox row's failed flags (so
 // the Relay publishes it again if it never reached Kafka).
 func (h *Handler) retryFailed(w http.ResponseWriter, r *http.Request) {
+	a := actionOf(r)
 	v := chi.URLParam(r, "event_id")
+	a.target = map[string]any{"event_id": v}
 	eventID, err := uuid.Parse(v)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("event_id: want a UUID, got %q", v))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("event_id: want a UUID, got %q", deadletter.CleanText(v, 64)))
 		return
 	}
-	var failed bool
-	err = h.db.QueryRow(r.Context(), `SELECT failed FROM outbox_events WHERE event_id = messagekit_outbox_event_id($1::uuid)`, eventID).Scan(&failed)
+	failed, err := h.readFailedFlag(r.Context(), eventID)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	case errors.Is(err, errNoOutboxEvent):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("outbox event %s not found", eventID))
 		return
 	case err != nil:
-		h.fail(w, r, fmt.Errorf("read outbox event %s: %w", eventID, err))
+		h.fail(w, r, err)
 		return
 	case !failed:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("outbox event %s is not failed", eventID))
 		return
 	}
-	items, err := h.dl.PendingByEvent(r.Context(), eventID)
-	if err != nil {
-		h.fail(w, r, err)
+	f := deadletter.Filter{EventID: eventID}
+	if !h.checkDestinations(w, r, f) {
 		return
 	}
+	h.releaseStale(r)
 	replayID := uuid.New()
-	o := bulkOutcome{replayed: map[deadletter.Source]int{}}
-	if len(items) > 0 {
-		for i, err := range h.send(r.Context(), items, replayID) {
-			if err != nil {
-				h.failPublish(w, r, fmt.Errorf("dead letter %d: %w", items[i].ID, err))
-				return
-			}
-		}
-	}
-	markCtx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), markTimeout)
-	defer cancel()
-	ids := make([]int64, len(items))
-	source := map[int64]deadletter.Source{}
-	for i, it := range items {
-		ids[i], source[it.ID] = it.ID, it.Source
-	}
-	marked, err := h.dl.MarkManyReplayed(markCtx, ids)
+	items, _, err := h.dl.ClaimPage(r.Context(), f, replayID, maxRetryDeadLetters, 1<<62)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	for _, id := range marked {
-		o.replayed[source[id]]++
+	out := retried{ReplayedDeadLetters: []int64{}}
+	a.matched = len(items)
+	if len(items) > 0 {
+		a.replayID = replayID
+		o, err := h.replayClaimed(r.Context(), items, replayID, a)
+		if o.firstError != nil {
+			h.failPublish(w, r, fmt.Errorf("%d of %d dead letters of event %s not re-sent, its outbox row stays failed: %w",
+				len(o.failed), len(items), eventID, o.firstError))
+			return
+		}
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		out.ReplayedDeadLetters = o.done
+		id := replayID.String()
+		out.ReplayID = &id
 	}
-	var one int
-	if err := h.db.QueryRow(markCtx, resetFailedSQL, eventID).Scan(&one); err != nil {
-		h.fail(w, r, fmt.Errorf("reset outbox event %s: %w", eventID, err))
+	if err := h.resetFailed(r.Context(), eventID); err != nil {
+		h.fail(w, r, err)
 		return
 	}
-	h.recordReplay(r, replayRecord{replayID: replayID, kind: KindDLQRetry,
-		filter: map[string]any{"event_id": eventID}, replayed: o.replayed})
-	writeJSON(w, http.StatusOK, retried{Retried: true})
+	out.Retried, out.FlagsReset = true, true
+	if len(out.ReplayedDeadLetters) == 0 {
+		out.Detail = "no pending dead letter of this event: only the outbox row's failed flags were reset"
+	} else {
+		out.Detail = fmt.Sprintf("re-sent %d dead letters to their origins and reset the outbox row's failed flags",
+			len(out.ReplayedDeadLetters))
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -145,6 +145,9 @@ type Item struct {
 	// DiscardReason is "" when NULL.
 	DiscardReason string
 	OutboxFound   bool
+	// ClaimedAt is when a replay claimed the dead letter (it is being
+	// published); zero when unclaimed.
+	ClaimedAt time.Time
 }
 
 // Errors of the read and update methods.
@@ -155,6 +158,10 @@ var (
 	// ErrNotPending is returned (wrapped with the current status) by
 	// MarkReplayed and MarkDiscarded for a dead letter that is not pending.
 	ErrNotPending = errors.New("dead letter is not pending")
+	// ErrClaimed is returned (wrapped) by Claim, MarkReplayed and
+	// MarkDiscarded for a pending dead letter that a replay has claimed and
+	// is publishing.
+	ErrClaimed = errors.New("dead letter is being replayed")
 	// ErrInvalidFilter is returned (wrapped with the reason) by List for a
 	// filter out of range or a cursor it did not issue.
 	ErrInvalidFilter = errors.New("invalid dead-letter filter")

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -34,6 +35,8 @@ type Filter struct {
 	Origin string
 	// Since and Until bound last_seen_at, both inclusive.
 	Since, Until time.Time
+	// EventID selects one event's dead letters; uuid.Nil does not filter.
+	EventID uuid.UUID
 	// Limit is the page size, 1 to MaxLimit; zero means DefaultLimit.
 	Limit int
 	// Cursor is Page.NextCursor of the previous page; "" for the first.
@@ -50,7 +53,7 @@ type Page struct {
 }
 
 const itemColumns = `id, event_id, source, origin, reason, error_message, event_type, death_count,
-	first_seen_at, last_seen_at, status, replay_count, replayed_at, discard_reason, outbox_found`
+	first_seen_at, last_seen_at, status, replay_count, replayed_at, discard_reason, outbox_found, claimed_at`
 
 const fullColumns = itemColumns + `, origin_detail, headers, message_key, body`
 
@@ -80,44 +83,9 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 	if limit < 1 || limit > MaxLimit {
 		return Page{}, fmt.Errorf("%w: limit %d, want 1 to %d", ErrInvalidFilter, f.Limit, MaxLimit)
 	}
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
-	switch f.Status {
-	case "":
-	case StatusPending, StatusReplayed, StatusDiscarded:
-		add("status = $%d", string(f.Status))
-	default:
-		return Page{}, fmt.Errorf("%w: status %q", ErrInvalidFilter, f.Status)
-	}
-	if f.Source != "" {
-		if !f.Source.Valid() {
-			return Page{}, fmt.Errorf("%w: source %q", ErrInvalidFilter, f.Source)
-		}
-		add("source = $%d", string(f.Source))
-	}
-	if f.EventType != "" {
-		add("event_type = $%d", f.EventType)
-	}
-	if f.Origin != "" {
-		add("origin = $%d", f.Origin)
-	}
-	if !f.Since.IsZero() {
-		add("last_seen_at >= $%d", f.Since)
-	}
-	if !f.Until.IsZero() {
-		add("last_seen_at <= $%d", f.Until)
-	}
-	if f.Cursor != "" {
-		at, id, err := parseCursor(f.Cursor)
-		if err != nil {
-			return Page{}, err
-		}
-		args = append(args, at, id)
-		where = append(where, fmt.Sprintf("(last_seen_at, id) < ($%d, $%d)", len(args)-1, len(args)))
+	where, args, err := f.conditions()
+	if err != nil {
+		return Page{}, err
 	}
 	sql := `SELECT ` + itemColumns + ` FROM dead_letters`
 	if len(where) > 0 {
@@ -150,6 +118,62 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 	return page, nil
 }
 
+// conditions returns f as SQL conditions on dead_letters with their
+// arguments ($1 onwards). Text that PostgreSQL would refuse (NUL, invalid
+// UTF-8) is an ErrInvalidFilter, not a database error.
+func (f Filter) conditions() ([]string, []any, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	switch f.Status {
+	case "":
+	case StatusPending, StatusReplayed, StatusDiscarded:
+		add("status = $%d", string(f.Status))
+	default:
+		return nil, nil, fmt.Errorf("%w: status %q", ErrInvalidFilter, CleanText(string(f.Status), 64))
+	}
+	if f.Source != "" {
+		if !f.Source.Valid() {
+			return nil, nil, fmt.Errorf("%w: source %q", ErrInvalidFilter, CleanText(string(f.Source), 64))
+		}
+		add("source = $%d", string(f.Source))
+	}
+	for _, t := range []struct{ name, v, col string }{{"event_type", f.EventType, "event_type"}, {"queue", f.Origin, "origin"}} {
+		if t.v == "" {
+			continue
+		}
+		if !ValidText(t.v) {
+			return nil, nil, fmt.Errorf("%w: %s holds a NUL byte or invalid UTF-8", ErrInvalidFilter, t.name)
+		}
+		add(t.col+" = $%d", t.v)
+	}
+	if f.EventID != uuid.Nil {
+		add("event_id = $%d", f.EventID)
+	}
+	if !f.Since.IsZero() {
+		add("last_seen_at >= $%d", f.Since)
+	}
+	if !f.Until.IsZero() {
+		add("last_seen_at <= $%d", f.Until)
+	}
+	if f.Cursor != "" {
+		at, id, err := parseCursor(f.Cursor)
+		if err != nil {
+			return nil, nil, err
+		}
+		args = append(args, at, id)
+		where = append(where, fmt.Sprintf("(last_seen_at, id) < ($%d, $%d)", len(args)-1, len(args)))
+	}
+	return where, args, nil
+}
+
+// ValidText reports whether s can be a PostgreSQL text value: valid UTF-8
+// without NUL bytes.
+func ValidText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+
 // MarkReplayed records that the pending dead letter id was replayed:
 // status replayed, replay_count+1, replayed_at now; and, in the same
 // transaction, resets the failed flags (failed, failed_at) of its event's
@@ -158,7 +182,7 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 // or ErrNotPending.
 func (s *Store) MarkReplayed(ctx context.Context, id int64) (Item, error) {
 	return s.mark(ctx, id, `UPDATE dead_letters SET status = 'replayed', replay_count = replay_count + 1,
-		replayed_at = now() WHERE id = $1 AND status = 'pending' RETURNING `+fullColumns, nil, true)
+		replayed_at = now() WHERE id = $1 AND status = 'pending' AND claim_id IS NULL RETURNING `+fullColumns, nil, true)
 }
 
 // MarkDiscarded records that an operator gave up on the pending dead letter
@@ -166,7 +190,7 @@ func (s *Store) MarkReplayed(ctx context.Context, id int64) (Item, error) {
 // letter, or an error wrapping ErrNotFound or ErrNotPending.
 func (s *Store) MarkDiscarded(ctx context.Context, id int64, reason string) (Item, error) {
 	return s.mark(ctx, id, `UPDATE dead_letters SET status = 'discarded', discard_reason = $2
-		WHERE id = $1 AND status = 'pending' RETURNING `+fullColumns,
+		WHERE id = $1 AND status = 'pending' AND claim_id IS NULL RETURNING `+fullColumns,
 		[]any{CleanText(reason, MaxDiscardReasonBytes)}, false)
 }
 
@@ -185,15 +209,7 @@ func (s *Store) mark(ctx context.Context, id int64, sql string, extra []any, res
 	}
 	it, err := scanItem(tx.QueryRow(ctx, sql, append([]any{id}, extra...)...), true)
 	if errors.Is(err, pgx.ErrNoRows) {
-		var status string
-		err := tx.QueryRow(ctx, `SELECT status FROM dead_letters WHERE id = $1`, id).Scan(&status)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return Item{}, fmt.Errorf("dead letter %d: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return Item{}, fmt.Errorf("update dead letter %d: %w", id, err)
-		}
-		return Item{}, fmt.Errorf("dead letter %d is %s: %w", id, status, ErrNotPending)
+		return Item{}, whyNot(ctx, tx, id)
 	}
 	if err != nil {
 		return Item{}, fmt.Errorf("update dead letter %d: %w", id, err)
@@ -217,11 +233,11 @@ func scanItem(row pgx.Row, full bool) (Item, error) {
 		eventID                    pgtype.UUID
 		source, status             string
 		errMsg, eventType, discard pgtype.Text
-		replayedAt                 pgtype.Timestamptz
+		replayedAt, claimedAt      pgtype.Timestamptz
 		detail, headers            []byte
 	)
 	scanned := []any{&it.ID, &eventID, &source, &it.Origin, &it.Reason, &errMsg, &eventType, &it.DeathCount,
-		&it.FirstSeenAt, &it.LastSeenAt, &status, &it.ReplayCount, &replayedAt, &discard, &it.OutboxFound}
+		&it.FirstSeenAt, &it.LastSeenAt, &status, &it.ReplayCount, &replayedAt, &discard, &it.OutboxFound, &claimedAt}
 	if full {
 		scanned = append(scanned, &detail, &headers, &it.Key, &it.Body)
 	}
@@ -235,6 +251,9 @@ func scanItem(row pgx.Row, full bool) (Item, error) {
 	it.ErrorMessage, it.EventType, it.DiscardReason = errMsg.String, eventType.String, discard.String
 	if replayedAt.Valid {
 		it.ReplayedAt = replayedAt.Time
+	}
+	if claimedAt.Valid {
+		it.ClaimedAt = claimedAt.Time
 	}
 	if full {
 		it.OriginDetail, it.Headers = detail, headers

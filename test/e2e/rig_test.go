@@ -57,7 +57,7 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(strings.TrimSpace(string(out))), nil
 }
 
-const adminToken = "e2e-token"
+const adminToken = "e2e-token-0123456789"
 
 // rig is one whole pipeline, with names, a database and a Kafka cluster
 // of its own, and the independent clients the tests check it with.
