@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,12 +26,15 @@ type Config struct {
 	AMQPConnName string `envconfig:"AMQP_CONNECTION_NAME" default:"messagekit-admin-api" desc:"client-provided name of the RabbitMQ connection replays are published on"`
 	AMQPExchange string `envconfig:"AMQP_EXCHANGE" default:"events" desc:"RabbitMQ exchange the bridge publishes to"`
 
-	AdminToken         config.Secret `envconfig:"ADMIN_TOKEN" desc:"bearer token of the principal admin for /api/v1, at least 16 bytes (secret, never printed); with neither it nor ADMIN_TOKENS, /api/v1 answers 503"`
-	AdminTokens        config.Secret `envconfig:"ADMIN_TOKENS" desc:"named principals, name=token,... (a token at least 16 bytes, or sha256:<hex> of it); the name is recorded in admin_actions (secret, never printed)"`
-	AdminReadOpen      bool          `envconfig:"ADMIN_READ_OPEN" default:"false" desc:"let GET requests under /api/v1 through without the token"`
-	ReplayDestinations string        `envconfig:"ADMIN_REPLAY_DESTINATIONS" default:"*" desc:"comma-separated path.Match patterns of the queues and topics a replay may publish to; * alone allows all"`
-	ReplayClaimTimeout time.Duration `envconfig:"ADMIN_REPLAY_CLAIM_TIMEOUT" default:"5m" desc:"a replay's claim on a dead letter older than this (the API crashed between claim and publish) is released: the dead letter is pending again"`
-	OutboxSlotName     string        `envconfig:"OUTBOX_SLOT_NAME" default:"" desc:"Debezium replication slot of the outbox, read for /outbox/stats and /health/outbox lag; empty: the Relay publishes the outbox"`
+	AdminToken               config.Secret `envconfig:"ADMIN_TOKEN" desc:"bearer token of the principal admin for /api/v1, at least 16 bytes (secret, never printed); with neither it nor ADMIN_TOKENS, /api/v1 answers 503"`
+	AdminTokens              config.Secret `envconfig:"ADMIN_TOKENS" desc:"named principals, name=token,... (a token at least 16 bytes, or sha256:<hex> of it); the name is recorded in admin_actions (secret, never printed)"`
+	AdminReadOpen            bool          `envconfig:"ADMIN_READ_OPEN" default:"false" desc:"let GET requests under /api/v1 through without the token"`
+	ReplayDestinations       string        `envconfig:"ADMIN_REPLAY_DESTINATIONS" default:"*" desc:"comma-separated path.Match patterns of the queues and topics a replay may publish to; * alone allows all"`
+	ReplayClaimTimeout       time.Duration `envconfig:"ADMIN_REPLAY_CLAIM_TIMEOUT" default:"5m" desc:"a replay's claim on a dead letter older than this (the API crashed between claim and publish) is released: the dead letter is pending again"`
+	OutboxHealthPending      int64         `envconfig:"OUTBOX_HEALTH_PENDING" default:"1000" desc:"/health/outbox is degraded above this many pending outbox events"`
+	OutboxHealthStaleAfter   time.Duration `envconfig:"OUTBOX_HEALTH_STALE_AFTER" default:"300s" desc:"/health/outbox is degraded when the oldest pending outbox event is older than this"`
+	OutboxHealthSlotLagBytes int64         `envconfig:"OUTBOX_HEALTH_SLOT_LAG_BYTES" default:"1073741824" desc:"with OUTBOX_SLOT_NAME, /health/outbox is degraded when the slot is more than this many bytes of WAL behind (or missing, inactive, lost)"`
+	OutboxSlotName           string        `envconfig:"OUTBOX_SLOT_NAME" default:"" desc:"Debezium replication slot of the outbox, read for /outbox/stats and /health/outbox lag; empty: the Relay publishes the outbox"`
 }
 
 // Validate checks the admin API's own names, the tokens (never quoting
@@ -62,6 +66,17 @@ func (c *Config) Validate() error {
 		if _, err := path.Match(p, ""); err != nil {
 			return config.Invalid("ADMIN_REPLAY_DESTINATIONS", c.ReplayDestinations, "pattern "+p+": "+err.Error())
 		}
+	}
+	for _, v := range []struct {
+		name string
+		n    int64
+	}{{"OUTBOX_HEALTH_PENDING", c.OutboxHealthPending}, {"OUTBOX_HEALTH_SLOT_LAG_BYTES", c.OutboxHealthSlotLagBytes}} {
+		if v.n < 1 {
+			return config.Invalid(v.name, strconv.FormatInt(v.n, 10), "must be at least 1")
+		}
+	}
+	if c.OutboxHealthStaleAfter <= 0 {
+		return config.Invalid("OUTBOX_HEALTH_STALE_AFTER", c.OutboxHealthStaleAfter.String(), "must be positive")
 	}
 	if c.ReplayClaimTimeout < time.Second {
 		return config.Invalid("ADMIN_REPLAY_CLAIM_TIMEOUT", c.ReplayClaimTimeout.String(), "must be at least 1s")

@@ -30,7 +30,8 @@ func TestValidateTokens(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := Config{AdminToken: config.Secret(tc.token), AdminTokens: config.Secret(tc.tokens),
-				ReplayDestinations: "*", ReplayClaimTimeout: 300e9}
+				ReplayDestinations: "*", ReplayClaimTimeout: 300e9,
+				OutboxHealthPending: 1000, OutboxHealthStaleAfter: 300e9, OutboxHealthSlotLagBytes: 1 << 30}
 			err := c.Validate()
 			switch {
 			case tc.want == "" && err != nil:

@@ -82,6 +82,8 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 		DeadLetters: store, DB: pool,
 		Token: cfg.AdminToken.Reveal(), Tokens: tokens, ReadOpen: cfg.AdminReadOpen, SlotName: cfg.OutboxSlotName,
 		ReplayDestinations: cfg.destinations(), ClaimTimeout: cfg.ReplayClaimTimeout,
+		OutboxHealth: adminapi.HealthThresholds{Pending: cfg.OutboxHealthPending,
+			StaleAfter: cfg.OutboxHealthStaleAfter, SlotLagBytes: cfg.OutboxHealthSlotLagBytes},
 		Service: "messagekit-admin-api", Logger: rt.Logger(), Metrics: metrics,
 		Queues: queues, Kafka: kafka, OutboxTopic: cfg.OutboxTopic,
 	}

@@ -89,6 +89,12 @@ type Config struct {
 	// SlotName is the Debezium replication slot; empty means the Relay
 	// publishes the outbox (see outbox.StatsOptions).
 	SlotName string
+	// OutboxHealth are the thresholds of /health and /health/outbox.
+	OutboxHealth HealthThresholds
+	// StatsCacheTTL is how long /outbox/stats and the health routes reuse
+	// the outbox figures they read; zero means DefaultStatsCacheTTL, a
+	// negative value reads them on every request.
+	StatsCacheTTL time.Duration
 	// Service is the name /health reports; empty means DefaultService.
 	Service string
 	// Logger logs requests that fail with a 5xx; nil discards.
@@ -119,7 +125,8 @@ type Handler struct {
 	claimTimeout time.Duration
 	bulk         chan struct{}
 	readOpen     bool
-	slot         string
+	thresholds   HealthThresholds
+	stats        *statsCache
 	service      string
 	logger       *slog.Logger
 	metrics      *Metrics
@@ -140,8 +147,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{
 		dl: cfg.DeadLetters, db: cfg.DB, readOpen: cfg.ReadOpen, destinations: cfg.ReplayDestinations,
-		claimTimeout: cfg.ClaimTimeout,
-		slot:         cfg.SlotName, service: cfg.Service, logger: cfg.Logger, metrics: cfg.Metrics,
+		claimTimeout: cfg.ClaimTimeout, thresholds: cfg.OutboxHealth.withDefaults(),
+		stats:   &statsCache{ttl: cfg.StatsCacheTTL, slot: cfg.SlotName},
+		service: cfg.Service, logger: cfg.Logger, metrics: cfg.Metrics,
 		queues: cfg.Queues, kafka: cfg.Kafka, topic: cfg.OutboxTopic, catalog: cfg.Catalog,
 	}
 	var err error
@@ -156,6 +164,9 @@ func New(cfg Config) (*Handler, error) {
 			h.destinations = nil // every destination: no check needed
 			break
 		}
+	}
+	if h.stats.ttl == 0 {
+		h.stats.ttl = DefaultStatsCacheTTL
 	}
 	if h.claimTimeout <= 0 {
 		h.claimTimeout = DefaultClaimTimeout

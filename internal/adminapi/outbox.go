@@ -2,8 +2,10 @@ package adminapi
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,12 +13,69 @@ import (
 	"github.com/firstunicorn/messagekit-go/pkg/outbox"
 )
 
-// Health thresholds of the seed (DESIGN.md §7): above either, the outbox is
-// degraded.
+// Health thresholds (DESIGN.md §5, §7), the defaults of Config's
+// OutboxHealth: above any, the outbox is degraded.
 const (
-	MaxHealthyPending    = 1000
-	MaxHealthyPendingAge = 300 * time.Second
+	// DefaultHealthPending is OUTBOX_HEALTH_PENDING's default.
+	DefaultHealthPending = 1000
+	// DefaultHealthStaleAfter is OUTBOX_HEALTH_STALE_AFTER's default.
+	DefaultHealthStaleAfter = 300 * time.Second
+	// DefaultHealthSlotLagBytes is OUTBOX_HEALTH_SLOT_LAG_BYTES's default.
+	DefaultHealthSlotLagBytes = 1 << 30
 )
+
+// DefaultStatsCacheTTL is Config.StatsCacheTTL's default.
+const DefaultStatsCacheTTL = 2 * time.Second
+
+// HealthThresholds says when the outbox is degraded. Zero fields mean their
+// defaults.
+type HealthThresholds struct {
+	// Pending: more pending rows than this (Relay mode).
+	Pending int64
+	// StaleAfter: the oldest pending row is older than this (Relay mode).
+	StaleAfter time.Duration
+	// SlotLagBytes: the replication slot is further behind than this (CDC
+	// mode); a missing, inactive or lost slot is degraded too.
+	SlotLagBytes int64
+}
+
+func (t HealthThresholds) withDefaults() HealthThresholds {
+	if t.Pending <= 0 {
+		t.Pending = DefaultHealthPending
+	}
+	if t.StaleAfter <= 0 {
+		t.StaleAfter = DefaultHealthStaleAfter
+	}
+	if t.SlotLagBytes <= 0 {
+		t.SlotLagBytes = DefaultHealthSlotLagBytes
+	}
+	return t
+}
+
+// statsCache keeps the last outbox stats for a short while, so probes
+// (several replicas' liveness checks, a dashboard) do not each count the
+// outbox; one read at a time, the others wait for it.
+type statsCache struct {
+	mu   sync.Mutex
+	at   time.Time
+	s    outbox.Stats
+	ttl  time.Duration
+	slot string
+}
+
+func (c *statsCache) read(ctx context.Context, db outbox.Querier) (outbox.Stats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ttl > 0 && !c.at.IsZero() && time.Since(c.at) < c.ttl {
+		return c.s, nil
+	}
+	s, err := outbox.ReadStats(ctx, db, outbox.StatsOptions{SlotName: c.slot})
+	if err != nil {
+		return outbox.Stats{}, err
+	}
+	c.s, c.at = s, time.Now()
+	return s, nil
+}
 
 // Health statuses of /health and /health/outbox.
 const (
@@ -66,7 +125,7 @@ func toStats(s outbox.Stats) statsJSON {
 
 // GET /api/v1/outbox/stats
 func (h *Handler) outboxStats(w http.ResponseWriter, r *http.Request) {
-	s, err := outbox.ReadStats(r.Context(), h.db, outbox.StatsOptions{SlotName: h.slot})
+	s, err := h.stats.read(r.Context(), h.db)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -114,9 +173,16 @@ type checkJSON struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// outboxCheck is the "outbox" check of the health documents.
+// outboxCheck is the "outbox" check of the health documents: the seed's
+// fields (check_outbox_lag of the Python messagekit) and the stats. In CDC
+// mode nothing marks rows published, so pending_count and
+// oldest_event_age_seconds are 0 and the slot tells the lag.
 type outboxCheck struct {
-	Status string `json:"status"`
+	Status                string  `json:"status"`
+	PendingCount          int64   `json:"pending_count"`
+	OldestEventAgeSeconds float64 `json:"oldest_event_age_seconds"`
+	// Reason says why the outbox is degraded; absent when healthy.
+	Reason string `json:"reason,omitempty"`
 	statsJSON
 }
 
@@ -134,26 +200,37 @@ type healthJSON struct {
 	Checks    healthChecks `json:"checks"`
 }
 
-// outboxStatus applies the seed's thresholds; in CDC mode a missing or
-// invalidated slot is degraded.
-func outboxStatus(s outbox.Stats) string {
-	if s.Slot != nil {
-		if !s.Slot.Found || s.Slot.WALStatus == "lost" {
-			return StatusDegraded
+// outboxStatus applies the thresholds: in Relay mode the seed's pending
+// count and oldest age, in CDC mode the slot (missing, inactive, lost or
+// lagging is degraded). reason says which, "" when healthy.
+func outboxStatus(s outbox.Stats, t HealthThresholds) (status, reason string) {
+	if sl := s.Slot; sl != nil {
+		switch {
+		case !sl.Found:
+			return StatusDegraded, fmt.Sprintf("replication slot %s does not exist", sl.Name)
+		case sl.WALStatus == "lost":
+			return StatusDegraded, fmt.Sprintf("replication slot %s is lost: the WAL it needs was removed", sl.Name)
+		case !sl.Active:
+			return StatusDegraded, fmt.Sprintf("replication slot %s is inactive: no consumer streams from it", sl.Name)
+		case sl.LagBytes > t.SlotLagBytes:
+			return StatusDegraded, fmt.Sprintf("replication slot %s is %d bytes behind (threshold %d)", sl.Name, sl.LagBytes, t.SlotLagBytes)
 		}
-		return StatusHealthy
+		return StatusHealthy, ""
 	}
-	if s.Pending > MaxHealthyPending || s.OldestPendingAge > MaxHealthyPendingAge {
-		return StatusDegraded
+	switch {
+	case s.Pending > t.Pending:
+		return StatusDegraded, fmt.Sprintf("%d events pending (threshold %d)", s.Pending, t.Pending)
+	case s.OldestPendingAge > t.StaleAfter:
+		return StatusDegraded, fmt.Sprintf("the oldest pending event is %.0fs old (threshold %s)", s.OldestPendingAge.Seconds(), t.StaleAfter)
 	}
-	return StatusHealthy
+	return StatusHealthy, ""
 }
 
 func (h *Handler) readHealth(r *http.Request) healthJSON {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 	defer cancel()
 	doc := healthJSON{Timestamp: time.Now().UTC()}
-	s, err := outbox.ReadStats(ctx, h.db, outbox.StatsOptions{SlotName: h.slot})
+	s, err := h.stats.read(ctx, h.db)
 	if err != nil {
 		h.logger.WarnContext(r.Context(), "health: outbox stats unreadable", "error", err)
 		doc.Status = StatusUnhealthy
@@ -161,8 +238,14 @@ func (h *Handler) readHealth(r *http.Request) healthJSON {
 		return doc
 	}
 	doc.Checks.Database = checkJSON{Status: StatusHealthy}
-	doc.Checks.Outbox = &outboxCheck{Status: outboxStatus(s), statsJSON: toStats(s)}
-	doc.Status = doc.Checks.Outbox.Status
+	status, reason := outboxStatus(s, h.thresholds)
+	check := &outboxCheck{Status: status, Reason: reason, statsJSON: toStats(s)}
+	if s.Slot == nil {
+		check.PendingCount = s.Pending
+		check.OldestEventAgeSeconds = math.Round(s.OldestPendingAge.Seconds()*100) / 100
+	}
+	doc.Checks.Outbox = check
+	doc.Status = status
 	return doc
 }
 

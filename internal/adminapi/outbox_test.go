@@ -37,18 +37,22 @@ type healthDoc struct {
 			Status string `json:"status"`
 		} `json:"database"`
 		Outbox *struct {
-			Status string `json:"status"`
+			Status       string   `json:"status"`
+			PendingCount *int64   `json:"pending_count"`
+			AgeSeconds   *float64 `json:"oldest_event_age_seconds"`
 			statsDoc
 		} `json:"outbox"`
 	} `json:"checks"`
 }
 
 // TestOutboxStatsAndHealth pins /outbox/stats and the seed's health
-// thresholds: healthy, degraded above 1000 pending or an oldest pending row
-// older than 300 s, always 200.
+// document: checks.outbox carries pending_count and
+// oldest_event_age_seconds (check_outbox_lag of the Python messagekit);
+// healthy, degraded above OUTBOX_HEALTH_PENDING (1000) pending or an oldest
+// pending row older than OUTBOX_HEALTH_STALE_AFTER (300 s), always 200.
 func TestOutboxStatsAndHealth(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t, func(c *adminapi.Config) { c.StatsCacheTTL = -1 })
 	published := e.writeEvent(t, "sales.order.placed")
 	failed := e.writeEvent(t, "sales.order.placed")
 	e.writeEvent(t, "sales.order.placed")
@@ -76,7 +80,8 @@ func TestOutboxStatsAndHealth(t *testing.T) {
 		}
 		return h
 	}
-	if h := health(t, "/health"); h.Status != "healthy" || h.Service != adminapi.DefaultService || *h.Checks.Outbox.Pending != 1 {
+	if h := health(t, "/health"); h.Status != "healthy" || h.Service != adminapi.DefaultService || *h.Checks.Outbox.Pending != 1 ||
+		h.Checks.Outbox.PendingCount == nil || *h.Checks.Outbox.PendingCount != 1 || h.Checks.Outbox.AgeSeconds == nil {
 		t.Errorf("/health: %+v", h)
 	}
 	if h := health(t, "/health/outbox"); h.Status != "healthy" || h.Service != "" {
@@ -85,7 +90,8 @@ func TestOutboxStatsAndHealth(t *testing.T) {
 
 	// Oldest pending older than 300 s.
 	e.exec(t, `UPDATE outbox_events SET created_at = now() - interval '301 seconds' WHERE NOT published AND NOT failed`)
-	if h := health(t, "/health/outbox"); h.Status != "degraded" || *h.Checks.Outbox.OldestPendingAgeSeconds < 300 {
+	if h := health(t, "/health/outbox"); h.Status != "degraded" || *h.Checks.Outbox.OldestPendingAgeSeconds < 300 ||
+		*h.Checks.Outbox.AgeSeconds < 300 {
 		t.Errorf("old pending row: %+v", h)
 	}
 	// Exactly 1000 pending (fresh) is healthy, 1001 degraded.
@@ -97,8 +103,43 @@ func TestOutboxStatsAndHealth(t *testing.T) {
 		t.Errorf("1000 pending: %+v", h)
 	}
 	e.exec(t, insert, 1)
-	if h := health(t, "/health"); h.Status != "degraded" || *h.Checks.Outbox.Pending != 1001 {
+	if h := health(t, "/health"); h.Status != "degraded" || *h.Checks.Outbox.Pending != 1001 || *h.Checks.Outbox.PendingCount != 1001 {
 		t.Errorf("1001 pending: %+v", h)
+	}
+}
+
+// TestOutboxHealthThresholdsAndCache pins OUTBOX_HEALTH_PENDING and
+// _STALE_AFTER, and that the figures are read once per StatsCacheTTL, not
+// per probe.
+func TestOutboxHealthThresholdsAndCache(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *adminapi.Config) {
+		c.OutboxHealth = adminapi.HealthThresholds{Pending: 2, StaleAfter: time.Hour}
+		c.StatsCacheTTL = time.Hour
+	})
+	status := func() (string, int64) {
+		var h healthDoc
+		do(t, e.api, http.MethodGet, "/health/outbox", "", nil).decode(t, &h)
+		return h.Status, *h.Checks.Outbox.PendingCount
+	}
+	e.writeEvent(t, "sales.order.placed")
+	e.writeEvent(t, "sales.order.placed")
+	e.exec(t, `UPDATE outbox_events SET created_at = now() - interval '2 hours'`)
+	if s, n := status(); s != "degraded" || n != 2 {
+		t.Errorf("2 pending, 2 h old, limits 2 and 1 h: %s %d; want degraded by age", s, n)
+	}
+	e.writeEvent(t, "sales.order.placed")
+	if s, n := status(); s != "degraded" || n != 2 {
+		t.Errorf("cached figures: %s %d; want the first read's 2", s, n)
+	}
+	fresh := newEnv(t, func(c *adminapi.Config) {
+		c.OutboxHealth = adminapi.HealthThresholds{Pending: 5, StaleAfter: time.Hour}
+	})
+	e.exec(t, `UPDATE outbox_events SET created_at = now()`)
+	var h healthDoc
+	do(t, fresh.api, http.MethodGet, "/health/outbox", "", nil).decode(t, &h)
+	if h.Status != "healthy" {
+		t.Errorf("a fresh database: %+v", h)
 	}
 }
 
