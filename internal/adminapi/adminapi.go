@@ -126,14 +126,16 @@ type Handler struct {
 	bulk         chan struct{}
 	readOpen     bool
 	thresholds   HealthThresholds
-	stats        *statsCache
-	service      string
-	logger       *slog.Logger
-	metrics      *Metrics
-	queues       QueuePublisher
-	kafka        outbox.Publisher
-	topic        string
-	catalog      CatalogSource
+	// afterClaim, when set (by tests), runs between claim and publish.
+	afterClaim func()
+	stats      *statsCache
+	service    string
+	logger     *slog.Logger
+	metrics    *Metrics
+	queues     QueuePublisher
+	kafka      outbox.Publisher
+	topic      string
+	catalog    CatalogSource
 }
 
 // New returns the Handler described by cfg. It returns an error when

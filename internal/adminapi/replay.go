@@ -256,6 +256,9 @@ func ownFault(err error) bool {
 // hangs up leaves no claim behind. It returns the database's error.
 func (h *Handler) replayClaimed(ctx context.Context, items []deadletter.Item, replayID uuid.UUID, a *action) (pageOutcome, error) {
 	var o pageOutcome
+	if h.afterClaim != nil {
+		h.afterClaim()
+	}
 	res := h.send(ctx, items, replayID)
 	source := make(map[int64]deadletter.Source, len(items))
 	var ok, bad []int64
