@@ -126,6 +126,7 @@ type Handler struct {
 	bulk         chan struct{}
 	readOpen     bool
 	thresholds   HealthThresholds
+	cursorKey    []byte
 	// afterClaim, when set (by tests), runs between claim and publish.
 	afterClaim func()
 	stats      *statsCache
@@ -158,6 +159,7 @@ func New(cfg Config) (*Handler, error) {
 	if h.principals, err = principals(cfg); err != nil {
 		return nil, err
 	}
+	h.cursorKey = cursorKey(h.principals)
 	for _, p := range h.destinations {
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, fmt.Errorf("adminapi: replay destination pattern %q: %w", p, err)

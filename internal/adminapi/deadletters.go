@@ -128,6 +128,16 @@ func parseTime(r *http.Request, name string) (time.Time, error) {
 	return t, nil
 }
 
+// textParam reads a text query parameter that goes into a query: NUL bytes
+// and invalid UTF-8, which PostgreSQL refuses, are a *badRequest.
+func textParam(r *http.Request, name string) (string, error) {
+	v := r.URL.Query().Get(name)
+	if !deadletter.ValidText(v) {
+		return "", invalid("%s: holds a NUL byte or invalid UTF-8", name)
+	}
+	return v, nil
+}
+
 // parseInt reads an integer query parameter in [lo, hi]; absent is def.
 func parseInt(r *http.Request, name string, def, lo, hi int64) (int64, error) {
 	v := r.URL.Query().Get(name)
@@ -179,12 +189,18 @@ func (h *Handler) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	if !answerInput(w, err) {
 		return
 	}
+	if f.Cursor != "" {
+		f.Cursor, err = h.openCursor(f.Cursor, f)
+		if !answerInput(w, err) {
+			return
+		}
+	}
 	page, err := h.dl.List(r.Context(), f)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	out := itemPage{Items: make([]item, 0, len(page.Items)), NextCursor: nullString(page.NextCursor)}
+	out := itemPage{Items: make([]item, 0, len(page.Items)), NextCursor: nullString(h.signCursor(page.NextCursor, f))}
 	for _, it := range page.Items {
 		out.Items = append(out.Items, toItem(it))
 	}

@@ -160,7 +160,11 @@ func (h *Handler) listFailed(w http.ResponseWriter, r *http.Request) {
 	if !answerInput(w, err) {
 		return
 	}
-	events, err := h.readFailed(r.Context(), r.URL.Query().Get("event_type"), limit, offset)
+	eventType, err := textParam(r, "event_type")
+	if !answerInput(w, err) {
+		return
+	}
+	events, err := h.readFailed(r.Context(), eventType, limit, offset)
 	if err != nil {
 		h.fail(w, r, err)
 		return

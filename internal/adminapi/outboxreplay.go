@@ -71,8 +71,10 @@ func parseRange(r *http.Request) (outboxRange, error) {
 	if q.To.Before(q.From) {
 		return q, invalid("to_ts: before from_ts")
 	}
-	q.EventType = r.URL.Query().Get("event_type")
 	var err error
+	if q.EventType, err = textParam(r, "event_type"); err != nil {
+		return q, err
+	}
 	q.Limit, err = parseInt(r, "limit", defaultOutboxReplayLimit, 1, MaxBulkReplay)
 	return q, err
 }

@@ -1,11 +1,13 @@
 package adminapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/firstunicorn/messagekit-go/internal/deadletter"
 )
@@ -55,7 +57,20 @@ func invalid(format string, args ...any) error { return &badRequest{msg: fmt.Spr
 // fields and trailing data. A body over MaxBodyBytes is an
 // *http.MaxBytesError; any other problem a *badRequest.
 func decodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return tooBig
+		}
+		return invalid("request body: %v", err)
+	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD silently, and a
+	// filter would then match nothing instead of being refused.
+	if !utf8.Valid(raw) {
+		return invalid("request body: not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
