@@ -55,27 +55,42 @@ type document struct {
 	Properties  Properties        `json:"properties"`
 	Headers     map[string]any    `json:"headers"`
 	HeaderTypes map[string]string `json:"header_types,omitempty"`
+	// RawProperties holds, base64, the bytes of each string property that
+	// is not valid UTF-8 or holds a NUL (jsonb can not store it):
+	// "properties" shows it cleaned, this restores it for a replay.
+	RawProperties map[string]string `json:"raw_properties,omitempty"`
+	// RawHeaderKeys maps a cleaned top-level header name to the original
+	// name's bytes, base64, likewise.
+	RawHeaderKeys map[string]string `json:"raw_header_keys,omitempty"`
 }
 
 // Encode renders d's properties and headers (see the package documentation).
 // It never fails: a value JSON can not hold (NaN, a Go type amqp091 does not
 // produce) is written as its string form.
 func Encode(d *amqp.Delivery) json.RawMessage {
-	doc := document{
-		Properties: Properties{
-			ContentType:     clean(d.ContentType),
-			ContentEncoding: clean(d.ContentEncoding),
-			DeliveryMode:    d.DeliveryMode,
-			Priority:        d.Priority,
-			CorrelationID:   clean(d.CorrelationId),
-			ReplyTo:         clean(d.ReplyTo),
-			Expiration:      clean(d.Expiration),
-			MessageID:       clean(d.MessageId),
-			Type:            clean(d.Type),
-			UserID:          clean(d.UserId),
-			AppID:           clean(d.AppId),
-		},
-		Headers: make(map[string]any, len(d.Headers)),
+	doc := document{Headers: make(map[string]any, len(d.Headers))}
+	prop := func(name, v string) string {
+		if text(v) {
+			return v
+		}
+		if doc.RawProperties == nil {
+			doc.RawProperties = map[string]string{}
+		}
+		doc.RawProperties[name] = base64.StdEncoding.EncodeToString([]byte(v))
+		return clean(v)
+	}
+	doc.Properties = Properties{
+		ContentType:     prop("content_type", d.ContentType),
+		ContentEncoding: prop("content_encoding", d.ContentEncoding),
+		DeliveryMode:    d.DeliveryMode,
+		Priority:        d.Priority,
+		CorrelationID:   prop("correlation_id", d.CorrelationId),
+		ReplyTo:         prop("reply_to", d.ReplyTo),
+		Expiration:      prop("expiration", d.Expiration),
+		MessageID:       prop("message_id", d.MessageId),
+		Type:            prop("type", d.Type),
+		UserID:          prop("user_id", d.UserId),
+		AppID:           prop("app_id", d.AppId),
 	}
 	if !d.Timestamp.IsZero() {
 		doc.Properties.Timestamp = d.Timestamp.UTC().Format(time.RFC3339)
@@ -83,6 +98,16 @@ func Encode(d *amqp.Delivery) json.RawMessage {
 	for k, v := range d.Headers {
 		j, typ := encodeValue(v, 0)
 		key := clean(k)
+		if !text(k) {
+			// Two names that clean alike stay apart.
+			for _, taken := doc.Headers[key]; taken; _, taken = doc.Headers[key] {
+				key += "\uFFFD"
+			}
+			if doc.RawHeaderKeys == nil {
+				doc.RawHeaderKeys = map[string]string{}
+			}
+			doc.RawHeaderKeys[key] = base64.StdEncoding.EncodeToString([]byte(k))
+		}
 		doc.Headers[key] = j
 		if typ != "" {
 			if doc.HeaderTypes == nil {
@@ -114,7 +139,7 @@ func encodeValue(v any, depth int) (any, string) {
 	case bool:
 		return v, ""
 	case string:
-		if utf8.ValidString(v) && !strings.ContainsRune(v, 0) {
+		if text(v) {
 			return v, ""
 		}
 		if depth > 0 {
@@ -175,19 +200,37 @@ func float(f float64) any {
 
 func clean(s string) string { return deadletter.CleanText(s, 0) }
 
+// text reports whether jsonb stores s as it is.
+func text(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
 // Decode reads what Encode wrote back into a Publishing's properties and
 // headers (Body is left empty). It returns an error for JSON of another
 // shape or a header whose value does not fit its recorded type.
 func Decode(raw json.RawMessage) (amqp.Publishing, error) {
 	var doc struct {
-		Properties  Properties                 `json:"properties"`
-		Headers     map[string]json.RawMessage `json:"headers"`
-		HeaderTypes map[string]string          `json:"header_types"`
+		Properties    Properties                 `json:"properties"`
+		Headers       map[string]json.RawMessage `json:"headers"`
+		HeaderTypes   map[string]string          `json:"header_types"`
+		RawProperties map[string]string          `json:"raw_properties"`
+		RawHeaderKeys map[string]string          `json:"raw_header_keys"`
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return amqp.Publishing{}, fmt.Errorf("amqp headers: %w", err)
 	}
 	p := doc.Properties
+	for name, dst := range map[string]*string{
+		"content_type": &p.ContentType, "content_encoding": &p.ContentEncoding, "correlation_id": &p.CorrelationID,
+		"reply_to": &p.ReplyTo, "expiration": &p.Expiration, "message_id": &p.MessageID, "type": &p.Type,
+		"user_id": &p.UserID, "app_id": &p.AppID,
+	} {
+		if enc, ok := doc.RawProperties[name]; ok {
+			b, err := base64.StdEncoding.DecodeString(enc)
+			if err != nil {
+				return amqp.Publishing{}, fmt.Errorf("amqp headers: raw property %s: %w", name, err)
+			}
+			*dst = string(b)
+		}
+	}
 	pub := amqp.Publishing{
 		ContentType: p.ContentType, ContentEncoding: p.ContentEncoding, DeliveryMode: p.DeliveryMode,
 		Priority: p.Priority, CorrelationId: p.CorrelationID, ReplyTo: p.ReplyTo, Expiration: p.Expiration,
@@ -213,7 +256,15 @@ func Decode(raw json.RawMessage) (amqp.Publishing, error) {
 		if err != nil {
 			return amqp.Publishing{}, fmt.Errorf("amqp headers: header %q: %w", k, err)
 		}
-		pub.Headers[k] = v
+		name := k
+		if enc, ok := doc.RawHeaderKeys[k]; ok {
+			b, err := base64.StdEncoding.DecodeString(enc)
+			if err != nil {
+				return amqp.Publishing{}, fmt.Errorf("amqp headers: raw name of header %q: %w", k, err)
+			}
+			name = string(b)
+		}
+		pub.Headers[name] = v
 	}
 	return pub, nil
 }

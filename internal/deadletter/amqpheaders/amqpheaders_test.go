@@ -94,3 +94,25 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestRawBytesRoundTrip pins that string properties and top-level header
+// names that are not valid UTF-8 or hold a NUL, which jsonb can not store,
+// are shown cleaned and come back byte for byte from Decode.
+func TestRawBytesRoundTrip(t *testing.T) {
+	d := &amqp.Delivery{MessageId: "id\x00\xff", CorrelationId: "c\xfe", Type: "ok.type.name",
+		Headers: amqp.Table{"k\xfe": "v", "k\xff": int32(2), "plain": "p"}}
+	raw := amqpheaders.Encode(d)
+	if !json.Valid(raw) || bytes.Contains(raw, []byte(`\u0000`)) {
+		t.Fatalf("Encode = %s: not JSON that jsonb takes", raw)
+	}
+	pub, err := amqpheaders.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub.MessageId != d.MessageId || pub.CorrelationId != d.CorrelationId || pub.Type != d.Type {
+		t.Errorf("properties %q %q %q, want %q %q %q", pub.MessageId, pub.CorrelationId, pub.Type, d.MessageId, d.CorrelationId, d.Type)
+	}
+	if !reflect.DeepEqual(pub.Headers, d.Headers) {
+		t.Errorf("headers %#v, want %#v", pub.Headers, d.Headers)
+	}
+}

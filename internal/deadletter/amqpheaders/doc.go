@@ -16,8 +16,11 @@
 // form does not say it: int8, uint8, int16, uint16, int32, uint32, int64,
 // float32, float64, decimal ({"scale","value"}), timestamp, bytes (base64),
 // and string-base64 for a string that is not valid UTF-8 or holds a NUL byte
-// (which jsonb can not store). So top-level headers, the ones a replay
-// keeps, round-trip exactly; values nested in tables and arrays keep their
+// (which jsonb can not store). A string property or a top-level header
+// name that is not valid UTF-8 or holds a NUL is shown cleaned (U+FFFD) and
+// kept byte for byte, base64, in "raw_properties" (by property name) and
+// "raw_header_keys" (by the cleaned name). So properties and top-level
+// headers, the parts a replay keeps, round-trip exactly; values nested in tables and arrays keep their
 // JSON form only (numbers come back as int64 or float64, strings with
 // invalid UTF-8 or NUL get U+FFFD), which is enough for x-death, the only
 // nested header RabbitMQ writes.
