@@ -38,7 +38,7 @@ type Config struct {
 }
 
 // Validate checks the admin API's own names, the tokens (never quoting
-// them) and the destination patterns.
+// them), the destination patterns and the thresholds.
 func (c *Config) Validate() error {
 	if err := config.CheckTopic("OUTBOX_TOPIC", c.OutboxTopic); err != nil {
 		return err

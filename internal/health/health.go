@@ -84,8 +84,10 @@ type Result struct {
 	Status string `json:"status"`
 	// LatencyMS is how long the check took, in whole milliseconds.
 	LatencyMS int64 `json:"latency_ms"`
-	// Error is the check's error when it is down.
-	Error string `json:"error,omitempty"`
+	// Error is the check's error when it is down. /readyz does not show
+	// it (it may name hosts, users or worse, DESIGN.md §7, §11): the
+	// Handler logs it when it changes (Config.Logger).
+	Error string `json:"-"`
 }
 
 // Config configures New.
