@@ -3,6 +3,7 @@ package adminapi_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -80,7 +81,11 @@ func TestHealthOutboxLogicalSlot(t *testing.T) {
 	stream := func(statusInterval string) (stop func()) {
 		t.Helper()
 		sctx, cancel := context.WithCancel(context.Background())
-		bin := filepath.Join("/usr/lib/postgresql/15/bin", "pg_recvlogical")
+		dir := os.Getenv(testenv.PostgresBinVariable)
+		if dir == "" {
+			dir = testenv.DefaultPostgresBin
+		}
+		bin := filepath.Join(dir, "pg_recvlogical")
 		cmd := exec.CommandContext(sctx, bin, "-d", db.URL, "--slot", slot, "--start", "-f", "/dev/null",
 			"-o", "proto_version=1", "-o", "publication_names=mk_pub", "-s", statusInterval, "-F", statusInterval)
 		if err := cmd.Start(); err != nil {

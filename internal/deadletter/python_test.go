@@ -69,14 +69,18 @@ func TestRecordOnPythonSeedOutbox(t *testing.T) {
 	if row := seedOutbox(t, db, ids[0]); row.failed || row.failedAt != nil {
 		t.Errorf("after MarkReplayed: %+v", row)
 	}
-	items, err := s.PendingByEvent(ctx(t), ids[1])
+	claim := uuid.New()
+	items, _, err := s.ClaimPage(ctx(t), deadletter.Filter{EventID: ids[1]}, claim, 10, 1<<20)
 	if err != nil || len(items) != 1 {
-		t.Fatalf("PendingByEvent: %v %v", items, err)
+		t.Fatalf("ClaimPage of one event: %v %v", items, err)
 	}
-	if marked, err := s.MarkManyReplayed(ctx(t), []int64{res[1].ID, res[3].ID}); err != nil || len(marked) != 2 {
-		t.Fatalf("MarkManyReplayed: %v %v", marked, err)
+	if _, err := s.Claim(ctx(t), res[3].ID, claim); err != nil {
+		t.Fatal(err)
+	}
+	if marked, err := s.FinishReplay(ctx(t), []int64{res[1].ID, res[3].ID}, claim); err != nil || len(marked) != 2 {
+		t.Fatalf("FinishReplay: %v %v", marked, err)
 	}
 	if row := seedOutbox(t, db, ids[1]); row.failed || row.attempts != 1 {
-		t.Errorf("after MarkManyReplayed: %+v", row)
+		t.Errorf("after FinishReplay: %+v", row)
 	}
 }

@@ -52,7 +52,7 @@ func TestUpBesidePythonSeedTables(t *testing.T) {
 	if !strings.Contains(before["outbox_events"], "event_id character varying(36) true") {
 		t.Fatalf("not the seed table:\n%s", before["outbox_events"])
 	}
-	for _, table := range []string{"dead_letters", "replays", "messagekit_outbox"} {
+	for _, table := range []string{"dead_letters", "admin_actions", "messagekit_outbox"} {
 		var ok bool
 		if err := db.Pool.QueryRow(ctx(t), "SELECT to_regclass($1) IS NOT NULL", table).Scan(&ok); err != nil || !ok {
 			t.Errorf("%s missing: %v", table, err)

@@ -3,7 +3,6 @@ package testenv
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -17,13 +16,10 @@ import (
 	"github.com/firstunicorn/messagekit-go/internal/migrate"
 )
 
-// PostgresBinDirVariable names the directory of initdb and pg_ctl for
-// PrivatePostgres; default /usr/lib/postgresql/15/bin.
-const PostgresBinDirVariable = "TEST_POSTGRES_BIN"
-
 // PrivatePostgres starts a PostgreSQL cluster of the test's own (initdb and
 // pg_ctl, on a free port of 127.0.0.1, trust auth, superuser root) with the
-// given server settings (e.g. "wal_level=logical"), creates and migrates
+// given server settings (e.g. "wal_level=logical"; StartPostgresTLS is the
+// TLS-only variant), creates and migrates
 // database test in it, and stops and removes the cluster when the test
 // ends. Use it for what the shared server must not be put through: other
 // settings, a stop or a kill. Run as root, the server runs as user
@@ -32,9 +28,9 @@ const PostgresBinDirVariable = "TEST_POSTGRES_BIN"
 func PrivatePostgres(t testing.TB, settings ...string) *Database {
 	t.Helper()
 	skipShort(t)
-	bin := envOr(PostgresBinDirVariable, "/usr/lib/postgresql/15/bin")
+	bin := envOr(PostgresBinVariable, DefaultPostgresBin)
 	if _, err := os.Stat(filepath.Join(bin, "pg_ctl")); err != nil {
-		unavailable(t, PostgresBinDirVariable, err)
+		unavailable(t, PostgresBinVariable, err)
 	}
 	dir, err := os.MkdirTemp("", "messagekit-pg-")
 	if err != nil {
@@ -97,15 +93,4 @@ func PrivatePostgres(t testing.TB, settings ...string) *Database {
 	}
 	t.Cleanup(pool.Close)
 	return &Database{Name: "test", URL: dbURL, Pool: pool}
-}
-
-// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
