@@ -54,6 +54,8 @@ type Bridge struct {
 
 	mu         sync.Mutex
 	unroutable map[string]time.Time // routing key → last logged
+	// unroutableKeys caps the routing_key label of unroutable_total.
+	unroutableKeys *labelCap
 }
 
 // New validates cfg, applies its defaults and returns a Bridge; it does
@@ -95,7 +97,9 @@ func New(cfg Config) (*Bridge, error) {
 		tracer:     cfg.TracerProvider.Tracer(tracerName),
 		spanName:   cfg.Exchange + " publish",
 		unroutable: make(map[string]time.Time),
-		breaker:    newBreaker(&cfg, m, log),
+		// One label set per metric series: the keys Prometheus can keep.
+		unroutableKeys: newLabelCap(MaxRoutingKeyLabels),
+		breaker:        newBreaker(&cfg, m, log),
 	}
 	_, off := cfg.TracerProvider.(noop.TracerProvider)
 	b.recordSpans = !off
@@ -323,10 +327,23 @@ func (b *Bridge) publishing(ctx context.Context, r *record, table amqp.Table) am
 }
 
 // shouldLogUnroutable reports whether a drop of key is to be logged now: at
-// most once per unroutableLogEvery per routing key, across partitions.
+// most once per unroutableLogEvery per routing key, across partitions. It
+// keeps at most maxUnroutableLogKeys keys: when full, it forgets the keys
+// logged longer ago than that, and while still full, keys it does not know
+// share one entry (at most one of their lines a minute).
 func (b *Bridge) shouldLogUnroutable(key string, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if _, ok := b.unroutable[key]; !ok && len(b.unroutable) >= maxUnroutableLogKeys {
+		for k, last := range b.unroutable {
+			if now.Sub(last) >= unroutableLogEvery {
+				delete(b.unroutable, k)
+			}
+		}
+		if len(b.unroutable) >= maxUnroutableLogKeys {
+			key = "\x00" + OtherLabel
+		}
+	}
 	if last, ok := b.unroutable[key]; ok && now.Sub(last) < unroutableLogEvery {
 		return false
 	}

@@ -347,7 +347,7 @@ func (p *partition) publishRound(recs []record, attempt int) error {
 				continue
 			}
 			r.outcome = dropped
-			m.unroutable.WithLabelValues(ret.RoutingKey).Inc()
+			m.unroutable.WithLabelValues(p.b.unroutableKeys.value(ret.RoutingKey)).Inc()
 			if p.b.shouldLogUnroutable(ret.RoutingKey, now) {
 				p.log.Warn("dropped unroutable message (logged once a minute per routing key)", "routing_key", ret.RoutingKey,
 					"topic", r.msg.Topic, "partition", r.msg.Partition, "offset", r.msg.Offset, "event_id", r.env.EventID)
