@@ -29,16 +29,17 @@ type Config struct {
 	AMQPDeclare  bool   `envconfig:"AMQP_DECLARE" default:"true" desc:"declare AMQP_EXCHANGE and AMQP_DLX at start and after every reconnection"`
 	AMQPConnName string `envconfig:"AMQP_CONNECTION_NAME" default:"messagekit-bridge" desc:"client-provided name of the RabbitMQ connection"`
 
-	BatchSize      int           `envconfig:"BRIDGE_BATCH_SIZE" default:"500" desc:"most records published per partition before waiting for confirms (1 to 10000)"`
-	BatchWait      time.Duration `envconfig:"BRIDGE_BATCH_WAIT" default:"0s" desc:"longest wait for more records once the first of a batch arrived while the partition is idle; 0 takes what has been fetched"`
-	FetchMinBytes  int           `envconfig:"BRIDGE_FETCH_MIN_BYTES" default:"16384" desc:"least data a Kafka fetch waits for, up to BRIDGE_FETCH_MAX_WAIT (Kafka's fetch.min.bytes); 1 answers as soon as there is a record"`
-	FetchMaxWait   time.Duration `envconfig:"BRIDGE_FETCH_MAX_WAIT" default:"20ms" desc:"longest a Kafka fetch waits for BRIDGE_FETCH_MIN_BYTES (fetch.max.wait.ms); an idle bridge fetches once per this long"`
-	MaxRecordBytes int           `envconfig:"BRIDGE_MAX_RECORD_BYTES" default:"16777216" desc:"larger records are dead-lettered with stage RECORD_TOO_LARGE (at most 536870912, RabbitMQ's limit)"`
-	Unroutable     string        `envconfig:"BRIDGE_UNROUTABLE" default:"drop" desc:"what to do with messages RabbitMQ returns as unroutable: drop or dlq"`
-	MaxRate        float64       `envconfig:"BRIDGE_MAX_RATE" default:"0" desc:"most records published per second, all partitions together; 0 means unlimited"`
-	RoutingKey     string        `envconfig:"BRIDGE_ROUTING_KEY" default:"{eventType}" desc:"routing key template of published messages"`
-	BreakerTimeout time.Duration `envconfig:"BRIDGE_BREAKER_TIMEOUT" default:"30s" desc:"how long the dedup store circuit breaker stays open (after 5 consecutive failures) before one probe"`
-	CPUProfile     string        `envconfig:"BRIDGE_CPU_PROFILE" desc:"for measurements (test/load): write a Go CPU profile of the run to this file, finished at shutdown; empty (the default) means no profiling"`
+	BatchSize        int           `envconfig:"BRIDGE_BATCH_SIZE" default:"500" desc:"most records published per partition before waiting for confirms (1 to 10000)"`
+	BatchWait        time.Duration `envconfig:"BRIDGE_BATCH_WAIT" default:"0s" desc:"longest wait for more records once the first of a batch arrived while the partition is idle; 0 takes what has been fetched"`
+	FetchMinBytes    int           `envconfig:"BRIDGE_FETCH_MIN_BYTES" default:"16384" desc:"least data a Kafka fetch waits for, up to BRIDGE_FETCH_MAX_WAIT (Kafka's fetch.min.bytes); 1 answers as soon as there is a record"`
+	FetchMaxWait     time.Duration `envconfig:"BRIDGE_FETCH_MAX_WAIT" default:"20ms" desc:"longest a Kafka fetch waits for BRIDGE_FETCH_MIN_BYTES (fetch.max.wait.ms); an idle bridge fetches once per this long"`
+	MaxRecordBytes   int           `envconfig:"BRIDGE_MAX_RECORD_BYTES" default:"16777216" desc:"larger records are dead-lettered with stage RECORD_TOO_LARGE (at most 536870912, RabbitMQ's limit)"`
+	MaxInflightBytes int64         `envconfig:"BRIDGE_MAX_INFLIGHT_BYTES" default:"67108864" desc:"record bytes buffered or unconfirmed across all partitions; above it fetching pauses (at least BRIDGE_MAX_RECORD_BYTES)"`
+	Unroutable       string        `envconfig:"BRIDGE_UNROUTABLE" default:"drop" desc:"what to do with messages RabbitMQ returns as unroutable: drop or dlq"`
+	MaxRate          float64       `envconfig:"BRIDGE_MAX_RATE" default:"0" desc:"most records published per second, all partitions together; 0 means unlimited"`
+	RoutingKey       string        `envconfig:"BRIDGE_ROUTING_KEY" default:"{eventType}" desc:"routing key template of published messages"`
+	BreakerTimeout   time.Duration `envconfig:"BRIDGE_BREAKER_TIMEOUT" default:"30s" desc:"how long the dedup store circuit breaker stays open (after 5 consecutive failures) before one probe"`
+	CPUProfile       string        `envconfig:"BRIDGE_CPU_PROFILE" desc:"for measurements (test/load): write a Go CPU profile of the run to this file, finished at shutdown; empty (the default) means no profiling"`
 }
 
 // Validate checks the ranges and choices envconfig cannot express.
@@ -58,6 +59,8 @@ func (c *Config) Validate() error {
 		return config.Invalid("BRIDGE_FETCH_MIN_BYTES", strconv.Itoa(c.FetchMinBytes), "must be at least 1")
 	case c.FetchMaxWait < time.Millisecond:
 		return config.Invalid("BRIDGE_FETCH_MAX_WAIT", c.FetchMaxWait.String(), "must be at least 1ms (Kafka counts it in milliseconds)")
+	case c.MaxInflightBytes < int64(c.MaxRecordBytes):
+		return config.Invalid("BRIDGE_MAX_INFLIGHT_BYTES", strconv.FormatInt(c.MaxInflightBytes, 10), "must be at least BRIDGE_MAX_RECORD_BYTES ("+strconv.Itoa(c.MaxRecordBytes)+")")
 	case c.MaxRecordBytes <= 0:
 		return config.Invalid("BRIDGE_MAX_RECORD_BYTES", strconv.Itoa(c.MaxRecordBytes), "must be positive")
 	case c.Unroutable != "drop" && c.Unroutable != "dlq":

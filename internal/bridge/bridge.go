@@ -51,6 +51,8 @@ type Bridge struct {
 	breaker *gobreaker.CircuitBreaker[struct{}]
 	// limiter, when MaxRate is set, is shared by all partitions.
 	limiter *rate.Limiter
+	// budget bounds the record bytes in flight across partitions.
+	budget *budget
 
 	mu         sync.Mutex
 	unroutable map[string]time.Time // routing key → last logged
@@ -82,13 +84,17 @@ func New(cfg Config) (*Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
+	bud, err := newBudget(cfg.MaxInflightBytes, cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	log = log.With("group", cfg.Group, "exchange", cfg.Exchange)
 	b := &Bridge{
-		cfg: cfg, sarama: sc, key: key, metrics: m,
+		cfg: cfg, sarama: sc, key: key, metrics: m, budget: bud,
 		// The size check runs first; the decoder's own limit only backs it.
 		// The value is republished as it is and data never read, so the
 		// envelope may alias it instead of copying data out.
@@ -176,7 +182,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 		return fmt.Errorf("bridge: consumer group %s: %w", b.cfg.Group, err)
 	}
 
-	h := &groupHandler{b: b, conns: conns, producer: producer, group: group}
+	// The breaker and the byte budget both pause partitions.
+	gate := newGate(group)
+	b.budget.mu.Lock()
+	b.budget.gate = gate
+	b.budget.mu.Unlock()
+	h := &groupHandler{b: b, conns: conns, producer: producer, group: gate}
 	wait := b.cfg.Backoff
 	for ctx.Err() == nil {
 		err := group.Consume(ctx, b.cfg.Topics, h)
@@ -384,6 +395,17 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		b: h.b, dlq: h.producer, log: log, pause: h.group, topic: claim.Topic(), part: claim.Partition(),
 		open: func() (publisher, error) { return h.conns.channel(cfg.BatchSize) },
 	}
+	// Records wait in the intake's channel, counted against the budget;
+	// held is the bytes of the batch being worked on.
+	bud := h.b.budget
+	bud.claim(claim.Topic(), claim.Partition())
+	msgs, stopIntake := intake(bud, claim.Messages(), cfg.BatchSize)
+	var held int64
+	defer func() {
+		bud.give(held)
+		stopIntake()
+		bud.release(claim.Topic(), claim.Partition())
+	}()
 	stop := sess.Context()
 	if !p.reopen(stop) {
 		return nil
@@ -419,10 +441,15 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	}
 	for {
 		var open bool
+		bud.give(held)
 		if last != nil {
-			batch, open = drain(claim.Messages(), batch[:0], cfg.BatchSize)
+			batch, open = drain(msgs, batch[:0], cfg.BatchSize)
 		} else {
-			batch, open = collect(stop, claim.Messages(), batch[:0], cfg.BatchSize, cfg.BatchWait)
+			batch, open = collect(stop, msgs, batch[:0], cfg.BatchSize, cfg.BatchWait)
+		}
+		held = 0
+		for _, m := range batch {
+			held += recordBytes(m)
 		}
 		if len(batch) == 0 {
 			if last != nil && !settle() {

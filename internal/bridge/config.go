@@ -126,6 +126,14 @@ type Config struct {
 	// Zero means [DefaultFetchMaxWait], or Sarama's own setting when Sarama
 	// is given.
 	FetchMaxWait time.Duration
+	// MaxInflightBytes bounds the record bytes (keys, values, headers)
+	// taken from Kafka and not yet confirmed and recorded, across all
+	// partitions (BRIDGE_MAX_INFLIGHT_BYTES): at it, fetching pauses until
+	// batches complete; nothing is dropped or reordered. Records fetched
+	// before the pause still arrive, so it is exceeded by at most about one
+	// fetch response (a record batch per partition). Zero means
+	// [DefaultMaxInflightBytes].
+	MaxInflightBytes int64
 	// MaxRecordBytes: a larger record (key plus value) is dead-lettered with
 	// stage RECORD_TOO_LARGE; zero means [DefaultMaxRecordBytes].
 	MaxRecordBytes int
@@ -211,6 +219,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("bridge: Config.AMQPURL is required")
 	case c.Store == nil:
 		return c, errors.New("bridge: Config.Store is required")
+	case c.MaxInflightBytes < 0:
+		return c, fmt.Errorf("bridge: Config.MaxInflightBytes %d is negative", c.MaxInflightBytes)
 	case c.BatchSize < 0, c.BatchWait < 0, c.FetchMinBytes < 0, c.FetchMaxWait < 0, c.MaxRecordBytes < 0, c.NackAttempts < 0,
 		c.Backoff < 0, c.OperationTimeout < 0, c.BreakerFailures < 0, c.BreakerTimeout < 0:
 		return c, errors.New("bridge: Config.BatchSize, BatchWait, FetchMinBytes, FetchMaxWait, MaxRecordBytes, NackAttempts, Backoff, OperationTimeout, BreakerFailures and BreakerTimeout must not be negative")
@@ -231,6 +241,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
 	}
 	switch c.Unroutable {
 	case "":
@@ -286,12 +299,17 @@ func saramaConfig(user *sarama.Config, c *Config) *sarama.Config {
 	}
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	// A busy partition's next batch is what was fetched while it worked on
-	// the last one: the claim's buffer must hold a whole batch, or batches
-	// stop at sarama's 256 records, and the fetched responses their records
-	// point into pile up behind the partitions that fall behind (peak RSS
-	// grew with the record count).
-	sc.ChannelBufferSize = max(sc.ChannelBufferSize, c.BatchSize)
+	// Each partition's intake empties the claim's channel as records
+	// arrive and counts them against MaxInflightBytes; records in sarama's
+	// channel are not counted yet, so it holds few.
+	sc.ChannelBufferSize = fetchBuffer
+	// A fetch response holds up to Fetch.MaxBytes (and at least one record
+	// batch), a partition's share up to Fetch.Default: kept to a sixteenth
+	// of the budget, what arrives after fetching paused stays a fraction
+	// of it.
+	share := max(1, c.MaxInflightBytes/16)
+	sc.Consumer.Fetch.Default = int32(min(int64(sc.Consumer.Fetch.Default), share))
+	sc.Consumer.Fetch.MaxBytes = int32(min(int64(sc.Consumer.Fetch.MaxBytes), share))
 	if c.FetchMinBytes > 0 {
 		sc.Consumer.Fetch.Min = int32(min(c.FetchMinBytes, math.MaxInt32))
 	}

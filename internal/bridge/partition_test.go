@@ -267,8 +267,10 @@ func TestNewValidates(t *testing.T) {
 		s.Consumer.Group.Rebalance.GroupStrategies[0].Name() != sarama.CooperativeStickyBalanceStrategyName {
 		t.Errorf("sarama configuration lacks what the guarantees rest on")
 	}
-	if s := b.sarama; s.ChannelBufferSize < DefaultBatchSize {
-		t.Errorf("claim buffer of %d records, want at least a batch (%d)", s.ChannelBufferSize, DefaultBatchSize)
+	// Records wait counted, in the intake's channel of a batch, not in
+	// sarama's.
+	if s := b.sarama; s.ChannelBufferSize != fetchBuffer || b.cfg.MaxInflightBytes != DefaultMaxInflightBytes {
+		t.Errorf("claim buffer of %d records, budget %d bytes; want %d and %d", s.ChannelBufferSize, b.cfg.MaxInflightBytes, fetchBuffer, DefaultMaxInflightBytes)
 	}
 	if s := b.sarama; s.Consumer.Fetch.Min != DefaultFetchMinBytes || s.Consumer.MaxWaitTime != DefaultFetchMaxWait {
 		t.Errorf("fetch min %d, max wait %v; want the defaults %d, %v", s.Consumer.Fetch.Min, s.Consumer.MaxWaitTime, DefaultFetchMinBytes, DefaultFetchMaxWait)
