@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kelseyhightower/envconfig"
@@ -15,16 +16,21 @@ import (
 // Config is the fulfilment service's configuration, read from the
 // environment.
 type Config struct {
-	DatabaseURL        string     `envconfig:"DATABASE_URL" default:"postgres://localhost:5432/messagekit"`
-	AMQPURL            string     `envconfig:"AMQP_URL" default:"amqp://guest:guest@localhost:5672/"`
-	AMQPExchange       string     `envconfig:"AMQP_EXCHANGE" default:"events"`            // where the bridge publishes
-	AMQPDLX            string     `envconfig:"AMQP_DLX" default:"events.dlx"`             // where rejected messages go
-	AMQPConnectionName string     `envconfig:"AMQP_CONNECTION_NAME" default:"fulfilment"` // shown by RabbitMQ's tools
-	ConsumerQueue      string     `envconfig:"CONSUMER_QUEUE" default:"fulfilment.orders"`
-	ConsumerName       string     `envconfig:"CONSUMER_NAME" default:"fulfilment"` // dedup key, shared by replicas
-	RejectFraction     float64    `envconfig:"REJECT_FRACTION" default:"0"`        // simulated failures, 0..1
-	HTTPAddr           string     `envconfig:"HTTP_ADDR" default:":8082"`
-	LogLevel           slog.Level `envconfig:"LOG_LEVEL" default:"info"` // debug, info, warn or error
+	DatabaseURL        string  `envconfig:"DATABASE_URL" default:"postgres://localhost:5432/messagekit"`
+	AMQPURL            string  `envconfig:"AMQP_URL" default:"amqp://guest:guest@localhost:5672/"`
+	AMQPExchange       string  `envconfig:"AMQP_EXCHANGE" default:"events"`            // where the bridge publishes
+	AMQPDLX            string  `envconfig:"AMQP_DLX" default:"events.dlx"`             // where rejected messages go
+	AMQPConnectionName string  `envconfig:"AMQP_CONNECTION_NAME" default:"fulfilment"` // shown by RabbitMQ's tools
+	ConsumerQueue      string  `envconfig:"CONSUMER_QUEUE" default:"fulfilment.orders"`
+	ConsumerName       string  `envconfig:"CONSUMER_NAME" default:"fulfilment"` // dedup key, shared by replicas
+	RejectFraction     float64 `envconfig:"REJECT_FRACTION" default:"0"`        // simulated failures, 0..1
+	HTTPAddr           string  `envconfig:"HTTP_ADDR" default:":8082"`
+	// processed_messages rows of CONSUMER_NAME older than this are pruned
+	// every PRUNE_INTERVAL (0 turns pruning off); it must outlive Kafka's
+	// retention plus the longest replay window (docs/operations.md).
+	RetentionProcessed time.Duration `envconfig:"RETENTION_PROCESSED_MESSAGES" default:"168h"`
+	PruneInterval      time.Duration `envconfig:"PRUNE_INTERVAL" default:"5m"`
+	LogLevel           slog.Level    `envconfig:"LOG_LEVEL" default:"info"` // debug, info, warn or error
 }
 
 // loadConfig reads the environment. Its error names the variable at fault.
@@ -52,6 +58,12 @@ func (c Config) validate() error {
 		if v.value == "" {
 			return fmt.Errorf("%s must not be empty", v.name)
 		}
+	}
+	if c.RetentionProcessed < 0 {
+		return fmt.Errorf("RETENTION_PROCESSED_MESSAGES must not be negative, got %v", c.RetentionProcessed)
+	}
+	if c.PruneInterval < 0 {
+		return fmt.Errorf("PRUNE_INTERVAL must not be negative, got %v", c.PruneInterval)
 	}
 	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
 		return fmt.Errorf("invalid DATABASE_URL: want a postgres:// URL (%v)", err)

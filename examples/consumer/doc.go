@@ -50,6 +50,8 @@
 //	CONSUMER_NAME         fulfilment
 //	REJECT_FRACTION       0
 //	HTTP_ADDR             :8082
+//	RETENTION_PROCESSED_MESSAGES 168h (0 keeps processed_messages rows forever)
+//	PRUNE_INTERVAL        5m (0: no pruning; one replica prunes at a time)
 //	LOG_LEVEL             info (debug, info, warn, error)
 //
 // An invalid value stops start-up with exit status 2 and a message naming

@@ -19,6 +19,7 @@ import (
 
 	"github.com/firstunicorn/messagekit-go/pkg/dedup"
 	"github.com/firstunicorn/messagekit-go/pkg/dedup/amqpconsumer"
+	"github.com/firstunicorn/messagekit-go/pkg/retention"
 )
 
 // shutdownTimeout bounds the graceful shutdown, within Kubernetes' default
@@ -64,6 +65,22 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) err
 
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The dedup store's rows are pruned by the service itself, one replica
+	// at a time; it stops with ctx, before the pool closes.
+	if cfg.PruneInterval > 0 && cfg.RetentionProcessed > 0 {
+		pruner, err := retention.New(retention.Config{
+			Tables:   []retention.Table{dedup.NewPostgres(pool).RetentionTable(cfg.RetentionProcessed, 0)},
+			Interval: cfg.PruneInterval, DB: pool, LockName: cfg.ConsumerName + ".retention",
+			Component: "consumer", Logger: log, Metrics: metrics,
+		})
+		if err != nil {
+			return err
+		}
+		pruned := make(chan struct{})
+		go func() { defer close(pruned); _ = pruner.Run(ctx) }()
+		defer func() { <-pruned }()
+	}
 
 	// One typed handler per event type. Their types are also the routing
 	// keys the queue is bound with: the bridge routes by event type.

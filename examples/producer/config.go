@@ -7,6 +7,7 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kelseyhightower/envconfig"
@@ -14,12 +15,16 @@ import (
 
 // Config is the sales service's configuration, read from the environment.
 type Config struct {
-	DatabaseURL  string     `envconfig:"DATABASE_URL" default:"postgres://localhost:5432/messagekit"`
-	HTTPAddr     string     `envconfig:"HTTP_ADDR" default:":8081"`
-	KafkaBrokers []string   `envconfig:"KAFKA_BROKERS" default:"localhost:9092"`
-	OutboxTopic  string     `envconfig:"OUTBOX_TOPIC" default:"events"`
-	RelayEnabled bool       `envconfig:"RELAY_ENABLED" default:"true"` // false when Debezium publishes the outbox
-	LogLevel     slog.Level `envconfig:"LOG_LEVEL" default:"info"`     // debug, info, warn or error
+	DatabaseURL  string   `envconfig:"DATABASE_URL" default:"postgres://localhost:5432/messagekit"`
+	HTTPAddr     string   `envconfig:"HTTP_ADDR" default:":8081"`
+	KafkaBrokers []string `envconfig:"KAFKA_BROKERS" default:"localhost:9092"`
+	OutboxTopic  string   `envconfig:"OUTBOX_TOPIC" default:"events"`
+	RelayEnabled bool     `envconfig:"RELAY_ENABLED" default:"true"` // false when Debezium publishes the outbox
+	// Outbox rows older than this are pruned every PRUNE_INTERVAL (0 turns
+	// pruning off): published ones with the Relay, every one without it.
+	RetentionOutbox time.Duration `envconfig:"RETENTION_OUTBOX" default:"720h"`
+	PruneInterval   time.Duration `envconfig:"PRUNE_INTERVAL" default:"5m"`
+	LogLevel        slog.Level    `envconfig:"LOG_LEVEL" default:"info"` // debug, info, warn or error
 }
 
 // kafkaTopic is what Kafka accepts as a topic name.
@@ -42,6 +47,9 @@ func loadConfig() (Config, error) {
 }
 
 func (c Config) validate() error {
+	if c.RetentionOutbox < 0 || c.PruneInterval < 0 {
+		return fmt.Errorf("RETENTION_OUTBOX and PRUNE_INTERVAL must not be negative, got %v and %v", c.RetentionOutbox, c.PruneInterval)
+	}
 	if c.DatabaseURL == "" {
 		return errors.New("DATABASE_URL must not be empty")
 	}

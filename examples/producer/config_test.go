@@ -6,9 +6,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
-var configVariables = []string{"DATABASE_URL", "HTTP_ADDR", "KAFKA_BROKERS", "OUTBOX_TOPIC", "RELAY_ENABLED", "LOG_LEVEL"}
+var configVariables = []string{"DATABASE_URL", "HTTP_ADDR", "KAFKA_BROKERS", "OUTBOX_TOPIC", "RELAY_ENABLED", "LOG_LEVEL", "RETENTION_OUTBOX", "PRUNE_INTERVAL"}
 
 // setEnv clears the configuration variables for this test, then sets vars
 // ("NAME=value").
@@ -32,12 +33,14 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		DatabaseURL:  "postgres://localhost:5432/messagekit",
-		HTTPAddr:     ":8081",
-		KafkaBrokers: []string{"localhost:9092"},
-		OutboxTopic:  "events",
-		RelayEnabled: true,
-		LogLevel:     slog.LevelInfo,
+		DatabaseURL:     "postgres://localhost:5432/messagekit",
+		HTTPAddr:        ":8081",
+		KafkaBrokers:    []string{"localhost:9092"},
+		OutboxTopic:     "events",
+		RelayEnabled:    true,
+		LogLevel:        slog.LevelInfo,
+		RetentionOutbox: 720 * time.Hour,
+		PruneInterval:   5 * time.Minute,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("defaults %+v, want %+v", cfg, want)
@@ -46,18 +49,19 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigFromEnvironment(t *testing.T) {
 	setEnv(t, "DATABASE_URL=postgres://db/sales", "HTTP_ADDR=127.0.0.1:9000", "KAFKA_BROKERS=k1:9092, k2:9092",
-		"OUTBOX_TOPIC=sales.events", "RELAY_ENABLED=false", "LOG_LEVEL=debug")
+		"OUTBOX_TOPIC=sales.events", "RELAY_ENABLED=false", "LOG_LEVEL=debug", "RETENTION_OUTBOX=48h", "PRUNE_INTERVAL=0")
 	cfg, err := loadConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{
-		DatabaseURL:  "postgres://db/sales",
-		HTTPAddr:     "127.0.0.1:9000",
-		KafkaBrokers: []string{"k1:9092", "k2:9092"},
-		OutboxTopic:  "sales.events",
-		RelayEnabled: false,
-		LogLevel:     slog.LevelDebug,
+		DatabaseURL:     "postgres://db/sales",
+		HTTPAddr:        "127.0.0.1:9000",
+		KafkaBrokers:    []string{"k1:9092", "k2:9092"},
+		OutboxTopic:     "sales.events",
+		RelayEnabled:    false,
+		LogLevel:        slog.LevelDebug,
+		RetentionOutbox: 48 * time.Hour,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("config %+v, want %+v", cfg, want)

@@ -39,6 +39,8 @@
 //	KAFKA_BROKERS  localhost:9092 (comma-separated)
 //	OUTBOX_TOPIC   events
 //	RELAY_ENABLED  true (false when Debezium publishes the outbox)
+//	RETENTION_OUTBOX 720h (published rows, or every row without the Relay; 0 keeps them)
+//	PRUNE_INTERVAL 5m (0: no pruning; one replica prunes at a time)
 //	LOG_LEVEL      info (debug, info, warn, error)
 //
 // An invalid value stops start-up with exit status 2 and a message naming

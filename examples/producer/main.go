@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/firstunicorn/messagekit-go/pkg/outbox"
+	"github.com/firstunicorn/messagekit-go/pkg/retention"
 )
 
 // shutdownTimeout bounds the graceful shutdown, within Kubernetes' default
@@ -63,6 +64,22 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) err
 
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The outbox is pruned by the service itself, one replica at a time;
+	// it stops with ctx, before the pool closes.
+	if cfg.PruneInterval > 0 && cfg.RetentionOutbox > 0 {
+		pruner, err := retention.New(retention.Config{
+			Tables:   []retention.Table{outbox.RetentionTable(pool, cfg.RetentionOutbox, outbox.PruneOptions{CDC: !cfg.RelayEnabled})},
+			Interval: cfg.PruneInterval, DB: pool, LockName: "sales.retention",
+			Component: "sales", Logger: log, Metrics: metrics,
+		})
+		if err != nil {
+			return err
+		}
+		pruned := make(chan struct{})
+		go func() { defer close(pruned); _ = pruner.Run(ctx) }()
+		defer func() { <-pruned }()
+	}
 
 	var relay *outbox.Relay
 	if cfg.RelayEnabled {
