@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"runtime/debug"
 
 	"github.com/firstunicorn/messagekit-go/internal/bridge"
 	"github.com/firstunicorn/messagekit-go/internal/health"
@@ -40,7 +42,18 @@ messagekit_bridge_catalog_violations_total{kind}.`,
 	})
 }
 
+// bridgeMemoryHeadroom is the soft memory limit's allowance above
+// BRIDGE_MAX_INFLIGHT_BYTES: the runtime, the clients' buffers and the
+// records fetched after fetching paused.
+const bridgeMemoryHeadroom = 32 << 20
+
 func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
+	// The budget bounds the records alive; between collections the heap
+	// may grow to twice what is alive. Unless GOMEMLIMIT says otherwise, a
+	// soft limit keeps peak RSS under the budget plus 64 MiB (ADR 0025).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MaxInflightBytes + bridgeMemoryHeadroom)
+	}
 	if cfg.CPUProfile != "" {
 		stop, err := startCPUProfile(cfg.CPUProfile)
 		if err != nil {

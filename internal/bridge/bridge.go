@@ -441,13 +441,21 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	}
 	for {
 		var open bool
-		bud.give(held)
+		// The last batch is done but for last, still to be marked: its
+		// bytes stay counted until then. The batch buffer forgets the
+		// records, so they can be collected.
+		var keep int64
+		if last != nil {
+			keep = recordBytes(last)
+		}
+		bud.give(held - keep)
+		held = keep
+		clear(batch)
 		if last != nil {
 			batch, open = drain(msgs, batch[:0], cfg.BatchSize)
 		} else {
 			batch, open = collect(stop, msgs, batch[:0], cfg.BatchSize, cfg.BatchWait)
 		}
-		held = 0
 		for _, m := range batch {
 			held += recordBytes(m)
 		}
@@ -473,6 +481,8 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		last, done = nil, nil
 		delivered := p.deliver(stop, recs)
 		n, keys := resolvedPrefix(recs)
+		clear(recs) // the records buffer keeps no record alive
+
 		if !delivered || n < len(batch) {
 			last, done = nil, keys
 			if n > 0 {

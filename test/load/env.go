@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -69,7 +70,10 @@ func setup(ctx context.Context, o *options) (e *env, err error) {
 		}
 	}()
 	e.kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(),
-		kfake.DefaultNumPartitions(o.partitions))
+		kfake.DefaultNumPartitions(o.partitions),
+		// Records as large as the bridge's default BRIDGE_MAX_RECORD_BYTES
+		// (16 MiB), for the memory measurements of -size 8388608.
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(32 << 20)}))
 	if err != nil {
 		return e, fmt.Errorf("start kfake: %w", err)
 	}
