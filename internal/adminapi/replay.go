@@ -495,38 +495,84 @@ func (h *Handler) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 	replayID := uuid.New()
 	a.replayID = replayID
 	out := bulkResult{ReplayID: replayID.String()}
-	var firstError error
-	for a.matched < limit && r.Context().Err() == nil {
-		items, cursor, err := h.dl.ClaimPage(r.Context(), f, replayID, min(replayPage, limit-a.matched), replayPageBytes)
+	// Claiming page n+1 overlaps publishing and marking page n; the
+	// previous page's outcome decides whether the new one is published
+	// or released.
+	type pageDone struct {
+		o   pageOutcome
+		err error
+	}
+	var (
+		firstError error
+		inflight   chan pageDone
+		claimed    int
+		dbErr      error
+	)
+	wait := func() (stop bool) {
+		if inflight == nil {
+			return false
+		}
+		d := <-inflight
+		inflight = nil
+		if firstError == nil {
+			firstError = d.o.firstError
+		}
+		if d.err != nil {
+			dbErr = d.err
+		}
+		return d.err != nil || d.o.brokerFailed // the broker is failing: leave the rest pending
+	}
+	for claimed < limit && r.Context().Err() == nil {
+		items, cursor, err := h.dl.ClaimPage(r.Context(), f, replayID, min(replayPage, limit-claimed), replayPageBytes)
+		if wait() {
+			h.releaseUnpublished(r, items, replayID)
+			break
+		}
 		if err != nil {
-			if r.Context().Err() != nil {
-				break
+			if r.Context().Err() == nil {
+				dbErr = err
 			}
-			h.fail(w, r, err)
-			return
+			break
 		}
 		if len(items) == 0 {
 			break
 		}
+		claimed += len(items)
 		a.matched += len(items)
-		o, err := h.replayClaimed(r.Context(), items, replayID, a)
-		if firstError == nil {
-			firstError = o.firstError
-		}
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		if o.brokerFailed {
-			break // the broker is failing: leave the rest pending
-		}
+		inflight = make(chan pageDone, 1)
+		go func(items []deadletter.Item, done chan<- pageDone) {
+			o, err := h.replayClaimed(r.Context(), items, replayID, a)
+			done <- pageDone{o, err}
+		}(items, inflight)
 		f.Cursor = cursor
+	}
+	wait()
+	if dbErr != nil {
+		h.fail(w, r, dbErr)
+		return
 	}
 	out.ReplayedCount, out.FailedCount = a.done, a.failed
 	if firstError != nil {
 		out.FirstError = nullString(firstError.Error())
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// releaseUnpublished releases a claimed page the replay will not publish.
+func (h *Handler) releaseUnpublished(r *http.Request, items []deadletter.Item, replayID uuid.UUID) {
+	if len(items) == 0 {
+		return
+	}
+	ids := make([]int64, len(items))
+	for i, it := range items {
+		ids[i] = it.ID
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), markTimeout)
+	defer cancel()
+	if _, err := h.dl.Release(ctx, ids, replayID); err != nil {
+		h.logger.WarnContext(ctx, "admin api: releasing an unpublished page failed; the claim timeout will",
+			"count", len(ids), "error", err)
+	}
 }
 
 // dryRun answers what a bulk operation would take, changing nothing.
