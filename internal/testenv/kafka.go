@@ -3,8 +3,10 @@ package testenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,4 +121,76 @@ func ReadRecords(t testing.TB, brokers []string, topic string, n int, d time.Dur
 		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
 	}
 	return out
+}
+
+// RestartableKafka is a kfake cluster that keeps its log and committed
+// offsets in a data directory (kfake.DataDir) and listens on a fixed port,
+// so that a test can stop it and start it again, as a Kafka broker
+// restarts. It is closed when the test ends.
+type RestartableKafka struct {
+	// Brokers are the bootstrap addresses; they stay the same across
+	// restarts.
+	Brokers []string
+	// Dir is the data directory.
+	Dir string
+
+	opts []kfake.Opt
+	mu   sync.Mutex
+	c    *kfake.Cluster
+}
+
+// KafkaRestartable starts a RestartableKafka with opts.Topics created.
+func KafkaRestartable(t testing.TB, opts KafkaOptions) *RestartableKafka {
+	t.Helper()
+	skipShort(t)
+	if opts.Partitions <= 0 {
+		opts.Partitions = DefaultPartitions
+	}
+	port, err := serverPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &RestartableKafka{Dir: t.TempDir(), opts: []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		kfake.ClusterID("messagekit-" + randomHex(4)),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(int(opts.Partitions)),
+	}}
+	k.opts = append(k.opts, kfake.DataDir(k.Dir))
+	c, err := kfake.NewCluster(append(k.opts, kfake.SeedTopics(opts.Partitions, opts.Topics...))...)
+	if err != nil {
+		t.Fatalf("testenv: start kfake: %v", err)
+	}
+	k.c, k.Brokers = c, c.ListenAddrs()
+	t.Cleanup(k.Stop)
+	return k
+}
+
+// Stop closes the cluster: its clients' connections drop and new ones are
+// refused. Its state stays in Dir.
+func (k *RestartableKafka) Stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.c != nil {
+		k.c.Close()
+		k.c = nil
+	}
+}
+
+// Start starts the cluster again from its data directory, on the same port.
+func (k *RestartableKafka) Start() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.c != nil {
+		return errors.New("testenv: kfake is running")
+	}
+	var err error
+	for range 50 { // the port may linger for a moment after Close
+		if k.c, err = kfake.NewCluster(k.opts...); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("testenv: restart kfake from %s: %w", k.Dir, err)
 }
