@@ -20,9 +20,19 @@ type Load struct {
 	Client  *http.Client // nil: a client with a 10 s timeout
 	Workers int          // concurrent requests; 0 means 8
 	Rate    float64      // most requests per second; 0 means unlimited
+	// Retry makes a failed request (an error or a non-2xx answer, as while
+	// the producer's database is down) be sent again after RetryWait until
+	// it succeeds or ctx ends, instead of ending the run. A request whose
+	// answer was lost may then have been committed twice: the outbox, not
+	// Written, is what counts.
+	Retry bool
 
 	Written atomic.Int64 // events the producer committed (one per 2xx answer)
+	Failed  atomic.Int64 // requests that failed and were sent again (Retry)
 }
+
+// RetryWait is the wait before a failed request is sent again.
+const RetryWait = 250 * time.Millisecond
 
 // Run creates orders, then adds linesPerOrder lines to each, until it has
 // written orders*(1+linesPerOrder) events or ctx ends. The lines of one
@@ -58,9 +68,9 @@ func (l *Load) Run(ctx context.Context, orders, linesPerOrder int) error {
 				}
 				var err error
 				if j.order == "" {
-					_, err = l.post(ctx, client, "/orders", map[string]any{"customer": "demo-customer"})
+					_, err = l.send(ctx, client, "/orders", map[string]any{"customer": "demo-customer"})
 				} else {
-					_, err = l.post(ctx, client, "/orders/"+j.order+"/lines", map[string]any{"sku": "SKU-1", "qty": 1})
+					_, err = l.send(ctx, client, "/orders/"+j.order+"/lines", map[string]any{"sku": "SKU-1", "qty": 1})
 				}
 				if err != nil && ctx.Err() == nil {
 					errc <- err
@@ -81,7 +91,7 @@ func (l *Load) Run(ctx context.Context, orders, linesPerOrder int) error {
 				if err := limiter.Wait(ctx); err != nil {
 					return nil
 				}
-				id, err := l.post(ctx, client, "/orders", map[string]any{"customer": fmt.Sprintf("customer-%d", done+i)})
+				id, err := l.send(ctx, client, "/orders", map[string]any{"customer": fmt.Sprintf("customer-%d", done+i)})
 				if err != nil {
 					return err
 				}
@@ -113,6 +123,23 @@ func (l *Load) Run(ctx context.Context, orders, linesPerOrder int) error {
 		return nil // stopped, as asked
 	}
 	return err
+}
+
+// send posts, and with Retry posts again after each failure until it
+// succeeds or ctx ends.
+func (l *Load) send(ctx context.Context, client *http.Client, path string, body any) (string, error) {
+	for {
+		id, err := l.post(ctx, client, path, body)
+		if err == nil || !l.Retry || ctx.Err() != nil {
+			return id, err
+		}
+		l.Failed.Add(1)
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(RetryWait):
+		}
+	}
 }
 
 // post sends one request and returns the "id" or "orderId" of the answer.

@@ -49,7 +49,7 @@ func TestOrder(t *testing.T) {
 // gets them consumed and clears their outbox flags.
 func TestFaults(t *testing.T) {
 	const orders, lines = 1000, 9 // 10k events
-	r := newRig(t, rigOptions{rejectFraction: 0.01})
+	r := newRig(t, rigOptions{rejectFraction: 0.01, env: traceEnv})
 	ctx := context.Background()
 
 	// Three records that are not envelopes: the bridge dead-letters them
@@ -159,8 +159,9 @@ ORDER BY f.seq`)
 	}
 	defer rows.Close()
 	type seen struct {
-		line int
-		desc string
+		line  int
+		desc  string
+		event string
 	}
 	last := map[string]seen{}
 	for rows.Next() {
@@ -175,9 +176,10 @@ ORDER BY f.seq`)
 		if prev, ok := last[order]; ok && line <= prev.line {
 			if inversions++; inversions <= 5 {
 				t.Logf("order %s: %s consumed after %s", order, desc, prev.desc)
+				traceEvents(t, r, prev.event, event)
 			}
 		}
-		last[order] = seen{line, desc}
+		last[order] = seen{line, desc, event}
 		checked++
 	}
 	if err := rows.Err(); err != nil {

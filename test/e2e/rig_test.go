@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -70,6 +72,19 @@ type rig struct {
 	names  stack.Names
 	kcl    *kgo.Client
 	obs    *stack.Observer
+	// own is set when the rig runs on servers of its own (rigOptions.own).
+	own *ownServers
+}
+
+// ownServers are servers of the rig's own, which a test may kill, and the
+// proxies between the bridge and two of them.
+type ownServers struct {
+	rabbit *testenv.RabbitNode
+	pg     *testenv.PGCluster
+	kafka  *testenv.RestartableKafka
+	// bridgeAMQP and bridgePG carry the bridge's connections to RabbitMQ and
+	// PostgreSQL, for network faults.
+	bridgeAMQP, bridgePG *testenv.Proxy
 }
 
 type rigOptions struct {
@@ -78,22 +93,55 @@ type rigOptions struct {
 	// the test database's URL (e.g. through a proxy that can cut it).
 	databaseURL func(db *testenv.Database) string
 	env         map[string][]string
+	// own runs the pipeline on a RabbitMQ node, a PostgreSQL cluster and a
+	// restartable kfake of the test's own, the bridge reaching RabbitMQ and
+	// PostgreSQL through proxies (rig.own).
+	own bool
 }
 
 func newRig(t *testing.T, opts rigOptions) *rig {
 	t.Helper()
-	db := testenv.Postgres(t) // not migrated: the pipeline applies the schema itself
-	broker := testenv.RabbitMQ(t)
 	names := stack.Prefixed(testenv.UniqueName(t, "e2e") + ".")
-	broker.Track(names.Exchange, names.DLX, names.ConsumerQueue, names.DLQQueue)
-	kafka := testenv.KafkaWith(t, testenv.KafkaOptions{Partitions: 8, Topics: []string{names.Topic, names.DLQTopic}})
+	kopts := testenv.KafkaOptions{Partitions: 8, Topics: []string{names.Topic, names.DLQTopic}}
+	var (
+		db      *testenv.Database
+		broker  *testenv.Broker
+		kafka   *testenv.KafkaCluster
+		own     *ownServers
+		amqpURL string
+	)
+	if opts.own {
+		own = &ownServers{pg: testenv.OwnPostgres(t), rabbit: testenv.OwnRabbitMQ(t), kafka: testenv.KafkaRestartable(t, kopts)}
+		pool, err := pgxpool.New(context.Background(), own.pg.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		db = &testenv.Database{Name: "test", URL: own.pg.URL, Pool: pool}
+		amqpURL = own.rabbit.URL
+		kafka = &testenv.KafkaCluster{Brokers: own.kafka.Brokers}
+		own.bridgeAMQP = testenv.NewProxy(t, hostPort(t, own.rabbit.URL))
+		own.bridgePG = testenv.NewProxy(t, hostPort(t, own.pg.URL))
+		if opts.env == nil {
+			opts.env = map[string][]string{}
+		}
+		opts.env["bridge"] = append(opts.env["bridge"],
+			"AMQP_URL="+strings.Replace(own.rabbit.URL, hostPort(t, own.rabbit.URL), own.bridgeAMQP.Addr(), 1),
+			"DATABASE_URL="+strings.Replace(own.pg.URL, hostPort(t, own.pg.URL), own.bridgePG.Addr(), 1))
+	} else {
+		db = testenv.Postgres(t) // not migrated: the pipeline applies the schema itself
+		broker = testenv.RabbitMQ(t)
+		broker.Track(names.Exchange, names.DLX, names.ConsumerQueue, names.DLQQueue)
+		kafka = testenv.KafkaWith(t, kopts)
+		amqpURL = broker.URL
+	}
 	dbURL := db.URL
 	if opts.databaseURL != nil {
 		dbURL = opts.databaseURL(db)
 	}
 	p, err := stack.New(stack.Options{
 		BinDir: binDir, LogDir: t.TempDir(),
-		DatabaseURL: dbURL, AMQPURL: broker.URL, KafkaBrokers: strings.Join(kafka.Brokers, ","),
+		DatabaseURL: dbURL, AMQPURL: amqpURL, KafkaBrokers: strings.Join(kafka.Brokers, ","),
 		Names: names, AdminToken: adminToken, RejectFraction: opts.rejectFraction,
 		Env: opts.env,
 	})
@@ -105,7 +153,7 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(kcl.Close)
-	r := &rig{t: t, p: p, db: db, broker: broker, kafka: kafka, names: names, kcl: kcl,
+	r := &rig{t: t, p: p, db: db, broker: broker, kafka: kafka, names: names, kcl: kcl, own: own,
 		obs: &stack.Observer{Pool: db.Pool, Kafka: kcl, Names: names}}
 	t.Cleanup(func() {
 		for _, res := range p.Stop(30 * time.Second) {
@@ -131,6 +179,16 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// hostPort returns the host:port of a URL.
+func hostPort(t *testing.T, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
 }
 
 // restart starts a process again and waits for it to be ready.
@@ -214,4 +272,43 @@ func (r *rig) committed(group, topic string) (committed, end int64) {
 		r.t.Fatal(err)
 	}
 	return committed, end
+}
+
+// traceEnv turns on the per-event trace of the bridge (one line per
+// publish round) and the consumer (one line per delivery).
+var traceEnv = map[string][]string{"bridge": {"LOG_LEVEL=debug"}, "consumer": {"LOG_LEVEL=debug"}}
+
+// traceEvents logs the consumer's trace lines of the given events and the
+// bridge's publish rounds that carried their Kafka offsets.
+func traceEvents(t *testing.T, r *rig, events ...string) {
+	t.Helper()
+	consumer, _ := os.ReadFile(r.p.Consumer.Log)
+	bridge, _ := os.ReadFile(r.p.Bridge.Log)
+	for _, ev := range events {
+		var offsets []string
+		for _, line := range strings.Split(string(consumer), "\n") {
+			if !strings.Contains(line, ev) {
+				continue
+			}
+			t.Logf("consumer: %s", line)
+			var d struct {
+				Partition json.Number `json:"kafka_partition"`
+				Offset    json.Number `json:"kafka_offset"`
+			}
+			if json.Unmarshal([]byte(line), &d) == nil && d.Offset != "" {
+				offsets = append(offsets, string(d.Partition)+"/"+string(d.Offset))
+			}
+		}
+		for _, po := range offsets[:min(1, len(offsets))] {
+			part, off, _ := strings.Cut(po, "/")
+			for _, line := range strings.Split(string(bridge), "\n") {
+				if strings.Contains(line, `"partition":`+part+",") &&
+					(strings.Contains(line, "["+off+",") || strings.Contains(line, ","+off+",") ||
+						strings.Contains(line, ","+off+"]") || strings.Contains(line, "["+off+"]") ||
+						strings.Contains(line, `"offset":`+off+",")) {
+					t.Logf("bridge: %s", line)
+				}
+			}
+		}
+	}
 }
