@@ -362,7 +362,25 @@ func (p *partition) publishRound(recs []record, attempt int) error {
 		}
 	}
 	m.published.Add(float64(confirmed))
+	if p.log.Enabled(ctx, slog.LevelDebug) {
+		p.traceRound(recs, started, idx, attempt, failed)
+	}
 	return failed
+}
+
+// traceRound logs, at debug level, one line per publish round: the Kafka
+// offsets published in it, in publish order, with what became of each.
+func (p *partition) traceRound(recs []record, started, settled []int, attempt int, failed error) {
+	offsets := make([]int64, len(started))
+	outcomes := make([]byte, len(started))
+	for j, i := range started {
+		offsets[j] = recs[i].msg.Offset
+		outcomes[j] = "?sPnxdD"[recs[i].outcome] // pending, skipped, Published, nacked, x: dropped, to dead-letter, Dead-lettered
+		if j >= len(settled) {
+			outcomes[j] = '-' // its confirm was lost: published again
+		}
+	}
+	p.log.Debug("publish round", "attempt", attempt, "offsets", offsets, "outcomes", string(outcomes), "err", failed)
 }
 
 // deadLetter writes r to its DLQ topic, retrying with backoff until Kafka

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/firstunicorn/messagekit-go/pkg/contracts"
 	"github.com/firstunicorn/messagekit-go/pkg/dedup"
 )
 
@@ -310,6 +311,7 @@ func (c *Consumer) session(ctx context.Context) (consumed bool, err error) {
 	c.log.Info("consuming", "prefetch", c.cfg.Prefetch, "max_batch", c.cfg.MaxBatch, "connection", c.cfg.ConnectionName)
 
 	batch := make([]amqp.Delivery, 0, c.cfg.MaxBatch)
+	batches := 0
 	for {
 		if ctx.Err() != nil {
 			return true, c.stop(ch, tag)
@@ -335,9 +337,30 @@ func (c *Consumer) session(ctx context.Context) (consumed bool, err error) {
 				break fill
 			}
 		}
-		if err := c.settle(ch, batch, c.process(ctx, batch)); err != nil {
+		batches++
+		out := c.process(ctx, batch)
+		c.trace(ctx, tag, batches, batch, out)
+		if err := c.settle(ch, batch, out); err != nil {
 			return true, err
 		}
+	}
+}
+
+// trace logs, at debug level, one line per delivery of a batch: enough to
+// follow an event from its Kafka offset to the consumer's decision.
+func (c *Consumer) trace(ctx context.Context, tag string, batch int, ds []amqp.Delivery, out []dedup.Outcome) {
+	if !c.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	for i, d := range ds {
+		result := "unsettled" // a prefix only was handled: returned to the queue
+		if i < len(out) {
+			result = out[i].Result.String()
+		}
+		c.log.Debug("delivery", "session", tag, "batch", batch, "delivery_tag", d.DeliveryTag,
+			"redelivered", d.Redelivered, "message_id", d.MessageId,
+			"kafka_partition", d.Headers[contracts.AMQPHeaderKafkaPartition],
+			"kafka_offset", d.Headers[contracts.AMQPHeaderKafkaOffset], "result", result)
 	}
 }
 
