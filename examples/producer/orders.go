@@ -159,10 +159,18 @@ func (o *orders) addLine(w http.ResponseWriter, r *http.Request) {
 	var event contracts.Envelope
 	var lineNo int
 	err := pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
-		// Lock the order first: concurrent requests for it queue here, and
-		// each reads the line_count the previous one wrote. Writing to an
-		// aggregate only after locking it also keeps the Relay's publish
-		// order per order equal to line order (package outbox, "Order").
+		// Concurrent requests for one order queue on an advisory lock of
+		// the order first, then each reads the line_count the previous one
+		// wrote. The Relay publishes in transaction id order (package
+		// outbox, "Order"), so a transaction must get its id only once it
+		// holds the order: an advisory lock is waited for without one,
+		// whereas PostgreSQL may give a waiter for the row lock alone its
+		// id while it waits (when it follows the row's update chain) and
+		// hand the lock to the waiters in any order, which sent line 5 to
+		// Kafka before line 4 (ADR 0034).
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('orders/' || $1, 0))", orderID); err != nil {
+			return err
+		}
 		err := tx.QueryRow(ctx, "SELECT line_count + 1 FROM orders WHERE id = $1 FOR UPDATE", orderID).Scan(&lineNo)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errOrderNotFound

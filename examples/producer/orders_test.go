@@ -222,3 +222,58 @@ func TestInvalidRequestsWriteNothing(t *testing.T) {
 		t.Fatalf("valid line after the invalid ones: %d %s", status, body)
 	}
 }
+
+// The Relay publishes in transaction id order (then insertion order): the
+// lines of an order written concurrently must have transaction ids in line
+// order, or line 5 can reach Kafka before line 4. PostgreSQL gives a
+// waiter for a row lock its transaction id while it still waits, if it
+// follows the row's update chain, and the waiters then get the lock in any
+// order: so the service serialises on an advisory lock first, which takes
+// no transaction id (ADR 0034).
+func TestConcurrentLinesGoOutInLineOrder(t *testing.T) {
+	t.Parallel()
+	s := startService(t, testenv.MigratedPostgres(t), nil)
+	const orders, lines = 30, 8
+	var wg sync.WaitGroup
+	for o := range orders {
+		id := fmt.Sprintf("o-%d", o)
+		if status, body := s.post(t, "/orders", `{"id":"`+id+`","customer":"ada"}`); status != http.StatusCreated {
+			t.Fatalf("POST /orders: %d %s", status, body)
+		}
+		for range lines {
+			wg.Go(func() {
+				if status, body := s.post(t, "/orders/"+id+"/lines", `{"sku":"sku","qty":1}`); status != http.StatusCreated {
+					t.Errorf("POST line of %s: %d %s", id, status, body)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	rows, err := s.db.Pool.Query(context.Background(), `SELECT aggregate_id, (payload->'data'->>'lineNo')::int, transaction_id::text
+		FROM outbox_events WHERE event_type = 'sales.order.line-added' ORDER BY transaction_id, id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	last := map[string]int{}
+	inversions := 0
+	for rows.Next() {
+		var order, xid string
+		var line int
+		if err := rows.Scan(&order, &line, &xid); err != nil {
+			t.Fatal(err)
+		}
+		if line != last[order]+1 {
+			if inversions++; inversions <= 3 {
+				t.Errorf("order %s: line %d (transaction %s) goes out after line %d", order, line, xid, last[order])
+			}
+		}
+		last[order] = max(last[order], line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if inversions > 0 {
+		t.Errorf("%d lines of %d go out of line order", inversions, orders*lines)
+	}
+}

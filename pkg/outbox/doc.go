@@ -35,11 +35,18 @@
 // (transaction_id, id) order. Per aggregate, events
 // therefore go out in the order of their writing transactions' ids, then of
 // insertion. That is the order in which they were written whenever writers
-// of one aggregate serialise on it (lock or update the aggregate's row)
-// before or when they first write anything — the usual shape of a business
-// transaction. A transaction that wrote something else first, then waited
-// for another writer of the same aggregate, has the older id and goes
-// first; Debezium, which follows the WAL's commit order, has no such caveat.
+// of one aggregate serialise on it before they get a transaction id, which
+// PostgreSQL assigns at a transaction's first write or row lock. Serialise
+// on a transaction-level advisory lock of the aggregate
+// (pg_advisory_xact_lock), taken first: it is waited for without a
+// transaction id. A row lock (SELECT … FOR UPDATE, or an UPDATE) of the
+// aggregate's row is not enough once two writers wait for it: a waiter
+// that follows the row's update chain is given its transaction id while it
+// still waits, and the waiters get the lock in any order, so the later
+// writer can hold the older id and go first. So does a transaction that
+// wrote something else first, then waited for another writer of the same
+// aggregate. Debezium, which follows the WAL's commit order, has neither
+// caveat.
 //
 // A long transaction of the outbox's database that has written anything
 // (anything at all: the Relay can not tell whether it will add outbox rows)
