@@ -90,10 +90,11 @@ var binaries = []binary{
 	{
 		pkg:  "dlq-bookkeeper",
 		name: "messagekit-dlq-bookkeeper",
-		vars: append([]string{"KAFKA_GROUP_ID", "AMQP_DLX", "AMQP_DECLARE", "DLQ_KAFKA_TOPICS", "DLQ_QUEUES", "DLQ_BINDINGS", "DLQ_KAFKA_EVENT_TYPES"},
+		vars: append([]string{"KAFKA_GROUP_ID", "AMQP_DLX", "AMQP_DECLARE", "DLQ_KAFKA_TOPICS", "DLQ_QUEUES", "DLQ_BINDINGS", "DLQ_KAFKA_EVENT_TYPES", "DLQ_QUEUE_TYPE"},
 			common...),
 		invalid: append([]invalidCase{
 			{"AMQP_DECLARE=maybe", `invalid AMQP_DECLARE "maybe": want true or false`},
+			{"DLQ_QUEUE_TYPE=stream", `invalid DLQ_QUEUE_TYPE "stream": must be classic or quorum`},
 			{"DLQ_QUEUES=a,,b", `invalid DLQ_QUEUES "a,,b"`},
 			{"DLQ_KAFKA_TOPICS=ok,not ok", `invalid DLQ_KAFKA_TOPICS "not ok"`},
 			{"DLQ_BINDINGS=" + strings.Repeat("b", 256), "invalid DLQ_BINDINGS"},

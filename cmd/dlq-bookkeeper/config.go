@@ -25,6 +25,7 @@ type Config struct {
 	DLQQueues    config.List `envconfig:"DLQ_QUEUES" default:"events.dlq" desc:"RabbitMQ dead-letter queues to consume, comma-separated"`
 	AMQPConnName string      `envconfig:"AMQP_CONNECTION_NAME" default:"messagekit-dlq-bookkeeper" desc:"client-provided name of the RabbitMQ connection"`
 	DLQBindings  config.List `envconfig:"DLQ_BINDINGS" default:"#" desc:"binding keys of the DLQ queues on AMQP_DLX, comma-separated (e.g. identity.#)"`
+	DLQQueueType string      `envconfig:"DLQ_QUEUE_TYPE" default:"classic" desc:"type of the DLQ_QUEUES it declares: classic or quorum (replicated; pair with quorum consumer queues for at-least-once dead-lettering)"`
 
 	BatchSize      int           `envconfig:"BOOKKEEPER_BATCH_SIZE" default:"100" desc:"most dead letters of one queue or partition stored in one transaction and acknowledged together (1 to 10000)"`
 	BatchWait      time.Duration `envconfig:"BOOKKEEPER_BATCH_WAIT" default:"5ms" desc:"how long a batch waits for more dead letters once one has arrived (0 for none)"`
@@ -41,6 +42,9 @@ type Config struct {
 
 // Validate checks the bookkeeper's own variables.
 func (c *Config) Validate() error {
+	if c.DLQQueueType != "classic" && c.DLQQueueType != "quorum" {
+		return config.Invalid("DLQ_QUEUE_TYPE", c.DLQQueueType, "must be classic or quorum")
+	}
 	if c.BatchSize < 1 || c.BatchSize > 10000 {
 		return config.Invalid("BOOKKEEPER_BATCH_SIZE", fmt.Sprint(c.BatchSize), "must be from 1 to 10000")
 	}

@@ -67,7 +67,7 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 	}
 	amqpConsumer, err := amqpdlq.New(amqpdlq.Config{
 		URL: cfg.AMQPURL, TLS: cfg.AMQPTLS(), ConnectionName: cfg.AMQPConnName, DLX: cfg.AMQPDLX, SkipDeclare: !cfg.AMQPDeclare,
-		Queues: cfg.DLQQueues, Bindings: cfg.DLQBindings,
+		Queues: cfg.DLQQueues, Bindings: cfg.DLQBindings, QueueType: cfg.DLQQueueType,
 		BatchSize: cfg.BatchSize, BatchWait: batchWait,
 		Recorder: rec, Logger: rt.Logger(), Metrics: metrics,
 	})

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kelseyhightower/envconfig"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/firstunicorn/messagekit-go/pkg/dedup/amqpconsumer"
 )
 
 // Config is the fulfilment service's configuration, read from the
@@ -22,8 +24,9 @@ type Config struct {
 	AMQPDLX            string  `envconfig:"AMQP_DLX" default:"events.dlx"`             // where rejected messages go
 	AMQPConnectionName string  `envconfig:"AMQP_CONNECTION_NAME" default:"fulfilment"` // shown by RabbitMQ's tools
 	ConsumerQueue      string  `envconfig:"CONSUMER_QUEUE" default:"fulfilment.orders"`
-	ConsumerName       string  `envconfig:"CONSUMER_NAME" default:"fulfilment"` // dedup key, shared by replicas
-	RejectFraction     float64 `envconfig:"REJECT_FRACTION" default:"0"`        // simulated failures, 0..1
+	ConsumerName       string  `envconfig:"CONSUMER_NAME" default:"fulfilment"`    // dedup key, shared by replicas
+	ConsumerQueueType  string  `envconfig:"CONSUMER_QUEUE_TYPE" default:"classic"` // classic, or quorum with at-least-once dead-lettering
+	RejectFraction     float64 `envconfig:"REJECT_FRACTION" default:"0"`           // simulated failures, 0..1
 	HTTPAddr           string  `envconfig:"HTTP_ADDR" default:":8082"`
 	// processed_messages rows of CONSUMER_NAME older than this are pruned
 	// every PRUNE_INTERVAL (0 turns pruning off); it must outlive Kafka's
@@ -73,6 +76,9 @@ func (c Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("invalid HTTP_ADDR %q: want host:port or :port", c.HTTPAddr)
+	}
+	if _, err := amqpconsumer.QueueArgs(c.ConsumerQueueType); err != nil {
+		return fmt.Errorf("invalid CONSUMER_QUEUE_TYPE: %v", err)
 	}
 	if math.IsNaN(c.RejectFraction) || c.RejectFraction < 0 || c.RejectFraction > 1 {
 		return fmt.Errorf("invalid REJECT_FRACTION %v: want a number from 0 to 1", c.RejectFraction)

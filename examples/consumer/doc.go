@@ -48,6 +48,7 @@
 //	AMQP_CONNECTION_NAME  fulfilment
 //	CONSUMER_QUEUE        fulfilment.orders
 //	CONSUMER_NAME         fulfilment
+//	CONSUMER_QUEUE_TYPE   classic (or quorum: at-least-once dead-lettering)
 //	REJECT_FRACTION       0
 //	HTTP_ADDR             :8082
 //	RETENTION_PROCESSED_MESSAGES 168h (0 keeps processed_messages rows forever)

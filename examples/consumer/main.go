@@ -100,6 +100,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) err
 		Store:          dedup.NewPostgres(pool), // processed_messages, next to fulfilment_log
 		Handler:        handler,
 		Declare:        true, // the queue with its DLX, and its bindings, at every (re)connection
+		QueueType:      cfg.ConsumerQueueType,
 		Exchange:       cfg.AMQPExchange,
 		DLX:            cfg.AMQPDLX,
 		Bindings:       router.Types(),

@@ -31,6 +31,9 @@ const (
 	DefaultBatchWait      = 5 * time.Millisecond
 	DefaultConsumers      = 2
 	DefaultConnectionName = "messagekit-dlq-bookkeeper"
+	// QueueClassic and QueueQuorum are the values of Config.QueueType.
+	QueueClassic = "classic"
+	QueueQuorum  = "quorum"
 	DefaultReconnectMin   = 100 * time.Millisecond
 	DefaultReconnectMax   = 10 * time.Second
 )
@@ -55,6 +58,10 @@ type Config struct {
 	// Bindings are the binding keys of the queues on DLX (DLQ_BINDINGS);
 	// default [DefaultBinding].
 	Bindings []string
+	// QueueType is the type of the queues declared (DLQ_QUEUE_TYPE): "" or
+	// "classic", or "quorum" (replicated, and the dead letters a quorum
+	// consumer queue dead-letters at least once are confirmed into it).
+	QueueType string
 	// BatchSize is the most deliveries stored in one transaction and
 	// acknowledged at once; default DefaultBatchSize.
 	BatchSize int
@@ -99,13 +106,16 @@ type Consumer struct {
 const dialTimeout = 10 * time.Second
 
 // New returns a Consumer for cfg, or an error when URL or Recorder is
-// missing, or a list contains an empty name.
+// missing, a list contains an empty name or QueueType is unknown.
 func New(cfg Config) (*Consumer, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("amqpdlq: Config.URL is required")
 	}
 	if cfg.Recorder == nil {
 		return nil, errors.New("amqpdlq: Config.Recorder is required")
+	}
+	if t := cfg.QueueType; t != "" && t != QueueClassic && t != QueueQuorum {
+		return nil, fmt.Errorf("amqpdlq: Config.QueueType %q: want %q or %q", t, QueueClassic, QueueQuorum)
 	}
 	if cfg.DLX == "" {
 		cfg.DLX = DefaultDLX
@@ -260,7 +270,11 @@ func (c *Consumer) declare(conn *amqp.Connection) error {
 		return fmt.Errorf("declare exchange %s: %w", c.cfg.DLX, err)
 	}
 	for _, q := range c.cfg.Queues {
-		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+		var args amqp.Table
+		if c.cfg.QueueType == QueueQuorum {
+			args = amqp.Table{"x-queue-type": QueueQuorum}
+		}
+		if _, err := ch.QueueDeclare(q, true, false, false, false, args); err != nil {
 			return fmt.Errorf("declare queue %s: %w", q, err)
 		}
 		for _, b := range c.cfg.Bindings {

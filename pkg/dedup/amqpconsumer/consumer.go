@@ -45,6 +45,31 @@ const (
 	DefaultMaxReconnectBackoff = 30 * time.Second
 )
 
+// Queue types of [Config.QueueType].
+const (
+	QueueClassic = "classic"
+	QueueQuorum  = "quorum"
+)
+
+// QueueArgs returns the queue arguments of a queue type: none for a
+// classic queue; for a quorum queue, x-queue-type quorum with
+// at-least-once dead-lettering (x-dead-letter-strategy at-least-once and
+// x-overflow reject-publish, which that strategy requires). It fails for
+// any other type.
+func QueueArgs(queueType string) (amqp.Table, error) {
+	switch queueType {
+	case "", QueueClassic:
+		return amqp.Table{}, nil
+	case QueueQuorum:
+		return amqp.Table{
+			"x-queue-type":           QueueQuorum,
+			"x-dead-letter-strategy": "at-least-once",
+			"x-overflow":             "reject-publish",
+		}, nil
+	}
+	return nil, fmt.Errorf("queue type %q: want %q or %q", queueType, QueueClassic, QueueQuorum)
+}
+
 const (
 	// heartbeat detects a dead TCP connection that no read or write notices.
 	heartbeat = 10 * time.Second
@@ -98,9 +123,18 @@ type Config struct {
 	// Bindings are routing keys (event type patterns such as "billing.#")
 	// to bind Queue with when Declare is set.
 	Bindings []string
+	// QueueType is the type of the queue Declare declares: "" or
+	// [QueueClassic] for a classic queue, [QueueQuorum] for a quorum queue
+	// with at-least-once dead-lettering (x-dead-letter-strategy
+	// at-least-once, and so x-overflow reject-publish, which RabbitMQ
+	// requires for it): a rejected message stays in the queue until the DLX's
+	// queues have confirmed it, and a publish to a full queue is nacked, not
+	// dropped. See the package doc for what each type promises. A queue
+	// that exists with another type makes Run fail (PRECONDITION_FAILED).
+	QueueType string
 	// QueueArgs are further queue arguments when Declare is set, e.g.
-	// {"x-queue-type": "quorum"}. Its x-dead-letter-exchange, if any, is
-	// replaced by DLX.
+	// {"x-max-length": 100000}. Its x-dead-letter-exchange, if any, is
+	// replaced by DLX, and QueueType's arguments replace its own.
 	QueueArgs amqp.Table
 
 	// ConnectionName is the client-provided connection name shown by the
@@ -154,6 +188,9 @@ func New(cfg Config) (*Consumer, error) {
 		return nil, errors.New("amqpconsumer: Config.Handler is required")
 	case cfg.Prefetch < 0 || cfg.MaxBatch < 0 || cfg.ReconnectBackoff < 0 || cfg.MaxReconnectBackoff < 0:
 		return nil, errors.New("amqpconsumer: Prefetch, MaxBatch and the reconnect backoffs must not be negative")
+	}
+	if _, err := QueueArgs(cfg.QueueType); err != nil {
+		return nil, fmt.Errorf("amqpconsumer: Config.QueueType: %w", err)
 	}
 	if cfg.URL == "" {
 		cfg.URL = DefaultURL
@@ -422,6 +459,8 @@ func (c *Consumer) declare(ch *amqp.Channel) error {
 	}
 	args := amqp.Table{}
 	maps.Copy(args, c.cfg.QueueArgs)
+	typed, _ := QueueArgs(c.cfg.QueueType) // checked by New
+	maps.Copy(args, typed)
 	args["x-dead-letter-exchange"] = c.cfg.DLX
 	if _, err := ch.QueueDeclare(c.cfg.Queue, true, false, false, false, args); err != nil {
 		return fmt.Errorf("declare queue %s: %w", c.cfg.Queue, err)

@@ -314,6 +314,7 @@ func TestNewValidates(t *testing.T) {
 		{"no handler", func(c *amqpconsumer.Config) { c.Handler = nil }},
 		{"negative prefetch", func(c *amqpconsumer.Config) { c.Prefetch = -1 }},
 		{"batch over prefetch", func(c *amqpconsumer.Config) { c.Prefetch, c.MaxBatch = 10, 11 }},
+		{"unknown queue type", func(c *amqpconsumer.Config) { c.QueueType = "stream" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := ok
@@ -379,5 +380,63 @@ func TestDeliveryInHandlerContext(t *testing.T) {
 	}
 	if _, ok := amqpconsumer.DeliveryFrom(context.Background()); ok {
 		t.Error("DeliveryFrom found a delivery in a bare context")
+	}
+}
+
+// TestQuorumQueue: with QueueType quorum the consumer declares a quorum
+// queue with at-least-once dead-lettering; events are handled once and a
+// permanent failure reaches the dead-letter queue, with its x-death.
+func TestQuorumQueue(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	queue := f.broker.Name("quorum")
+	cfg := f.config()
+	cfg.Queue, cfg.QueueType = queue, amqpconsumer.QueueQuorum
+	r := f.start(cfg)
+	testenv.WaitFor(t, 30*time.Second, "the quorum queue declared", func() bool {
+		ch, err := f.broker.Dial(t).Channel()
+		if err != nil {
+			return false
+		}
+		defer func() { _ = ch.Close() }()
+		_, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+		return err == nil
+	})
+	// Declared as the consumer declares it, the queue takes the same
+	// arguments; a classic declaration of it is refused.
+	args, err := amqpconsumer.QueueArgs(amqpconsumer.QueueQuorum)
+	must(t, err)
+	args["x-dead-letter-exchange"] = f.dlx
+	ch, err := f.broker.Dial(t).Channel()
+	must(t, err)
+	_, err = ch.QueueDeclare(queue, true, false, false, false, args)
+	must(t, err)
+	_, err = ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-dead-letter-exchange": f.dlx})
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
+		t.Fatalf("classic declaration of the quorum queue: %v, want PRECONDITION_FAILED", err)
+	}
+
+	for _, inv := range []struct{ invoice, fail string }{{"q-1", ""}, {"q-2", "permanent"}, {"q-3", ""}} {
+		m, _ := message(t, invoicePaid, payment{Invoice: inv.invoice, Fail: inv.fail})
+		d, err := f.ch.PublishWithDeferredConfirm("", queue, true, false, m)
+		if err != nil || !d.Wait() {
+			t.Fatalf("publish %s: %v", inv.invoice, err)
+		}
+	}
+	testenv.WaitFor(t, 30*time.Second, "2 handled events and 1 dead letter", func() bool {
+		n, _ := f.effects()
+		return n == 2 && f.ready(f.dlq) == 1
+	})
+	must(t, r.stop())
+	if _, twice := f.effects(); twice != 0 {
+		t.Fatalf("%d events handled twice", twice)
+	}
+	d, ok, err := f.ch.Get(f.dlq, true)
+	if err != nil || !ok {
+		t.Fatalf("get dead letter: %v %v", ok, err)
+	}
+	if d.Headers["x-first-death-reason"] != "rejected" || d.Headers["x-first-death-queue"] != queue {
+		t.Errorf("dead letter headers %v, want rejected by %s", d.Headers, queue)
 	}
 }
