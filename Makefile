@@ -20,7 +20,7 @@ VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 REVISION      ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS       := -X github.com/firstunicorn/messagekit-go/internal/service.version=$(VERSION) -X github.com/firstunicorn/messagekit-go/internal/service.revision=$(REVISION)
 
-.PHONY: help build test test-short lint lint-dockerfile bench load demo migrate fuzz tidy clean
+.PHONY: test-faults help build test test-short lint lint-dockerfile bench load demo migrate fuzz tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -31,6 +31,13 @@ build: ## build the three binaries and the example services into bin/
 
 test: ## unit and integration tests with the race detector (needs PostgreSQL and RabbitMQ; Kafka is in-process)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./...
+
+FAULT_ROUNDS ?= 200
+test-faults: ## the pipeline while its servers fail, FAULT_ROUNDS rounds (E2E_FAULT_SEED replays a run), then RabbitMQ closing its connections FAULT_ROUNDS/4 times; full log in test-faults.log
+	E2E_FAULT_ROUNDS=$(FAULT_ROUNDS) $(GO) test -count=1 -timeout 0 -v -run '^TestServerFaults$$' ./test/e2e/ > test-faults.log 2>&1; s=$$?; \
+	grep -E '^(--- |ok|FAIL)|seed|round [0-9]+:|rounds,|written to|more than once|lost|inversion|Error' test-faults.log; [ $$s -eq 0 ] || exit $$s; \
+	E2E_CLOSE_ROUNDS=$$(( $(FAULT_ROUNDS) / 4 )) $(GO) test -count=1 -timeout 0 -v -run '^TestClosedConnections$$' ./test/e2e/ >> test-faults.log 2>&1; s=$$?; \
+	grep -E '^(--- |ok|FAIL)|rounds:|inversion|Error' test-faults.log | tail -5; exit $$s
 
 test-short: ## unit tests only, no services needed
 	$(GO) test -short -count=1 ./...

@@ -97,6 +97,9 @@ type rigOptions struct {
 	// restartable kfake of the test's own, the bridge reaching RabbitMQ and
 	// PostgreSQL through proxies (rig.own).
 	own bool
+	// queueType is the type of the consumer queue and the dead-letter queue
+	// ("" or "classic", "quorum").
+	queueType string
 }
 
 func newRig(t *testing.T, opts rigOptions) *rig {
@@ -122,9 +125,11 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 		kafka = &testenv.KafkaCluster{Brokers: own.kafka.Brokers}
 		own.bridgeAMQP = testenv.NewProxy(t, hostPort(t, own.rabbit.URL))
 		own.bridgePG = testenv.NewProxy(t, hostPort(t, own.pg.URL))
-		if opts.env == nil {
-			opts.env = map[string][]string{}
+		env := map[string][]string{}
+		for k, v := range opts.env {
+			env[k] = append([]string(nil), v...)
 		}
+		opts.env = env
 		opts.env["bridge"] = append(opts.env["bridge"],
 			"AMQP_URL="+strings.Replace(own.rabbit.URL, hostPort(t, own.rabbit.URL), own.bridgeAMQP.Addr(), 1),
 			"DATABASE_URL="+strings.Replace(own.pg.URL, hostPort(t, own.pg.URL), own.bridgePG.Addr(), 1))
@@ -134,6 +139,15 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 		broker.Track(names.Exchange, names.DLX, names.ConsumerQueue, names.DLQQueue)
 		kafka = testenv.KafkaWith(t, kopts)
 		amqpURL = broker.URL
+	}
+	if opts.queueType != "" {
+		env := map[string][]string{}
+		for k, v := range opts.env {
+			env[k] = append([]string(nil), v...)
+		}
+		env["consumer"] = append(env["consumer"], "CONSUMER_QUEUE_TYPE="+opts.queueType)
+		env["dlq-bookkeeper"] = append(env["dlq-bookkeeper"], "DLQ_QUEUE_TYPE="+opts.queueType)
+		opts.env = env
 	}
 	dbURL := db.URL
 	if opts.databaseURL != nil {

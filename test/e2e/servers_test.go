@@ -111,13 +111,15 @@ var faults = []fault{
 // one per fault by default). After every round: nothing lost, nothing
 // handled twice, every order's lines handled in line order, every process
 // still running (no restart) and ready, and the processes whose
-// connections the fault broke said so in their logs.
+// connections the fault broke said so in their logs. Half the rounds run
+// with classic queues, half with quorum queues (at-least-once
+// dead-lettering into a quorum dead-letter queue).
 func TestServerFaults(t *testing.T) {
 	rounds := len(faults)
 	if v := os.Getenv(faultRoundsVariable); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("%s=%q: want a positive number", faultRoundsVariable, v)
+		if err != nil || n < 2 {
+			t.Fatalf("%s=%q: want a number from 2", faultRoundsVariable, v)
 		}
 		rounds = n
 	}
@@ -132,20 +134,36 @@ func TestServerFaults(t *testing.T) {
 	t.Logf("seed %d (%s=%d replays this run)", seed, faultSeedVariable, seed)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	order := rng.Perm(len(faults))
+	// Half the rounds on classic queues, half on quorum queues; the faults
+	// in one order across both, so that each is met once by default.
+	for i, queueType := range []string{"classic", "quorum"} {
+		first, n := i*(rounds/2), rounds/2+i*(rounds%2)
+		sub := rand.New(rand.NewPCG(seed, uint64(3+i)))
+		t.Run(queueType, func(t *testing.T) {
+			serverFaultRounds(t, queueType, sub, order, first, n, rounds > len(faults))
+		})
+	}
+}
 
-	r := newRig(t, rigOptions{own: true, rejectFraction: 0.01, env: traceEnv})
+// serverFaultRounds runs rounds first to first+n-1 of TestServerFaults
+// on one pipeline whose queues are of queueType.
+func serverFaultRounds(t *testing.T, queueType string, rng *rand.Rand, order []int, first, n int, long bool) {
+	r := newRig(t, rigOptions{own: true, rejectFraction: 0.01, env: traceEnv, queueType: queueType})
 	ctx := context.Background()
-	const orders, lines = 60, 9 // 600 events a round, over about 6 s
+	orders, lines := 30, 9 // 300 events a round, over about 3 s
+	if long {
+		orders = 60 // make test-faults: longer rounds
+	}
 	var written int64
 	injected := map[string]int{}
-	for round := range rounds {
+	for round := first; round < first+n; round++ {
 		f := faults[order[round%len(faults)]]
 		load := &stack.Load{Addr: r.p.Producer.Addr, Workers: 4, Rate: 100, Retry: true}
 		loadErr := make(chan error, 1)
 		go func() { loadErr <- load.Run(ctx, orders, lines) }()
 
 		// The fault, at a random moment of the round's load.
-		mark := int64((0.1 + 0.7*rng.Float64()) * orders * (1 + lines))
+		mark := int64((0.1 + 0.7*rng.Float64()) * float64(orders*(1+lines)))
 		testenv.WaitFor(t, 3*time.Minute, "the load to pass its mark", func() bool { return load.Written.Load() >= mark })
 		logSizes := map[string]int64{}
 		for _, proc := range r.p.All() {
@@ -159,7 +177,7 @@ func TestServerFaults(t *testing.T) {
 		if err := <-loadErr; err != nil {
 			t.Fatalf("round %d: load: %v", round+1, err)
 		}
-		written += orders * (1 + lines)
+		written += int64(orders * (1 + lines))
 		sum := r.waitSummary(3*time.Minute, "every event consumed or dead-lettered", func(s stack.Summary) bool {
 			return s.Written >= written && s.Missing == 0
 		})
@@ -192,7 +210,7 @@ func TestServerFaults(t *testing.T) {
 		}
 	}
 	sum, _ := r.obs.Summary(ctx)
-	t.Logf("%d rounds, faults injected: %v\n%s", rounds, injected, sum)
+	t.Logf("%s queues: %d rounds, faults injected: %v\n%s", queueType, n, injected, sum)
 }
 
 func procNamed(r *rig, name string) *stack.Proc {
