@@ -31,11 +31,14 @@ const (
 	DefaultBatchWait      = 5 * time.Millisecond
 	DefaultConsumers      = 2
 	DefaultConnectionName = "messagekit-dlq-bookkeeper"
-	// QueueClassic and QueueQuorum are the values of Config.QueueType.
-	QueueClassic = "classic"
-	QueueQuorum  = "quorum"
 	DefaultReconnectMin   = 100 * time.Millisecond
 	DefaultReconnectMax   = 10 * time.Second
+)
+
+// The values of Config.QueueType.
+const (
+	QueueClassic = "classic"
+	QueueQuorum  = "quorum"
 )
 
 // Config configures a Consumer. Zero values mean the documented defaults.
