@@ -122,18 +122,30 @@ func New(cfg Config) (*Bridge, error) {
 const amqpDialTimeout = 30 * time.Second
 
 // dial opens a connection to RabbitMQ named cfg.ConnectionName, its writes
-// coalesced (see coalescingConn).
+// coalesced (see coalescingConn), and logs a warning when RabbitMQ or the
+// network closes it.
 func (b *Bridge) dial() (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(b.cfg.ConnectionName)
 	tcp := amqp.DefaultDial(amqpDialTimeout)
-	return amqp.DialConfig(b.cfg.AMQPURL, amqp.Config{Properties: props, TLSClientConfig: b.cfg.AMQPTLS, Dial: func(network, addr string) (net.Conn, error) {
+	conn, err := amqp.DialConfig(b.cfg.AMQPURL, amqp.Config{Properties: props, TLSClientConfig: b.cfg.AMQPTLS, Dial: func(network, addr string) (net.Conn, error) {
 		c, err := tcp(network, addr)
 		if err != nil {
 			return nil, err
 		}
 		return newCoalescingConn(c), nil
 	}})
+	if err != nil {
+		return nil, err
+	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	go func() {
+		// An idle bridge would notice only at its next publish.
+		if err, ok := <-closed; ok && err != nil {
+			b.log.Warn("RabbitMQ connection lost; reconnecting when a partition next publishes", "err", err)
+		}
+	}()
+	return conn, nil
 }
 
 // Run bridges until ctx ends, then stops fetching, finishes the batches in
