@@ -262,24 +262,37 @@ func (n *RabbitNode) Ctl(args ...string) error {
 // PGCluster is a PostgreSQL cluster of the test's own (initdb and pg_ctl on
 // another port, its data in a temporary directory), with the role root and
 // the database test, trust authentication. It is stopped and removed when
-// the test ends.
+// the test ends. It is the one way the tests start a PostgreSQL server:
+// OwnPostgres for a server to stop or kill, PrivatePostgres for one with
+// other settings, StartPostgresTLS for one that takes TLS only.
 type PGCluster struct {
-	// URL connects to its database test as root.
+	// URL connects to its database test as root (without TLS: see
+	// StartPostgresTLS for a cluster that refuses it).
 	URL string
 	// Dir is the data directory.
 	Dir string
+	// Port is the TCP port on 127.0.0.1.
+	Port int
 
 	bin  string
-	port int
+	opts string
 	cred *syscall.Credential
 	log  string
 }
 
-// OwnPostgres creates and starts a PostgreSQL cluster for this test. As
-// root, the server runs as the postgres user. Without initdb
+// OwnPostgres creates and starts a PostgreSQL cluster for this test, with
+// the given server settings (e.g. "wal_level=logical") on top of the
+// defaults. As root, the server runs as the postgres user. Without initdb
 // (PostgresBinVariable, default DefaultPostgresBin) the test is skipped (or
 // fails when integration tests are required).
-func OwnPostgres(t testing.TB) *PGCluster {
+func OwnPostgres(t testing.TB, settings ...string) *PGCluster {
+	t.Helper()
+	return ownPostgres(t, nil, settings)
+}
+
+// ownPostgres is OwnPostgres; with tlsPair, the server takes TLS
+// connections only (hostssl), with that certificate.
+func ownPostgres(t testing.TB, tlsPair *Pair, settings []string) *PGCluster {
 	t.Helper()
 	skipShort(t)
 	bin := envOr(PostgresBinVariable, DefaultPostgresBin)
@@ -296,8 +309,9 @@ func OwnPostgres(t testing.TB) *PGCluster {
 	}
 	c := &PGCluster{
 		URL: fmt.Sprintf("postgres://root@127.0.0.1:%d/test?sslmode=disable", port),
-		Dir: filepath.Join(dir, "data"), bin: bin, port: port, log: filepath.Join(dir, "server.log"),
+		Dir: filepath.Join(dir, "data"), Port: port, bin: bin, log: filepath.Join(dir, "server.log"),
 	}
+	owner := func(string) error { return nil }
 	if os.Geteuid() == 0 { // postgres refuses to run as root
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -306,9 +320,10 @@ func OwnPostgres(t testing.TB) *PGCluster {
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
+		owner = func(path string) error { return os.Chown(path, uid, gid) }
+	}
+	if err := owner(dir); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = c.pgctl("stop", "-m", "immediate")
@@ -321,10 +336,39 @@ func OwnPostgres(t testing.TB) *PGCluster {
 	if err := c.run(filepath.Join(bin, "initdb"), "-D", c.Dir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c.opts = fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c shared_buffers=32MB",
+		port, c.Dir)
 	admin := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	if tlsPair != nil {
+		// PostgreSQL wants the key readable by its owner only.
+		for src, dst := range map[string]string{tlsPair.CertFile: "server.crt", tlsPair.KeyFile: "server.key"} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, dst)
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := owner(path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hba := "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n"
+		if err := os.WriteFile(filepath.Join(c.Dir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.opts += fmt.Sprintf(" -c ssl=on -c ssl_cert_file=%s -c ssl_key_file=%s",
+			filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"))
+		admin = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=require", port)
+	}
+	for _, s := range settings {
+		c.opts += " -c " + s
+	}
+	if err := c.Start(); err != nil {
+		log, _ := os.ReadFile(c.log)
+		t.Fatalf("%v\n%s", err, log)
+	}
 	for _, sql := range []string{"CREATE ROLE root SUPERUSER LOGIN", "CREATE DATABASE test OWNER root"} {
 		if err := adminExec(context.Background(), admin, sql); err != nil {
 			t.Fatalf("testenv: own PostgreSQL: %s: %v", sql, err)
@@ -353,12 +397,10 @@ func (c *PGCluster) pgctl(args ...string) error {
 // Start starts the server (again, after Stop: with crash recovery after
 // an immediate stop) and waits until it accepts connections.
 func (c *PGCluster) Start() error {
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c shared_buffers=32MB",
-		c.port, c.Dir)
-	if err := c.pgctl("start", "-w", "-t", "120", "-l", c.log, "-o", opts); err != nil {
+	if err := c.pgctl("start", "-w", "-t", "120", "-l", c.log, "-o", c.opts); err != nil {
 		return err
 	}
-	return waitTCP(fmt.Sprintf("127.0.0.1:%d", c.port), nil, serverStartTimeout)
+	return waitTCP(fmt.Sprintf("127.0.0.1:%d", c.Port), nil, serverStartTimeout)
 }
 
 // Stop stops the server with pg_ctl's mode: "immediate" aborts every
