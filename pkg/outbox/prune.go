@@ -2,8 +2,12 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/firstunicorn/messagekit-go/pkg/retention"
 )
@@ -37,6 +41,14 @@ type PruneOptions struct {
 // other transactions are skipped until the next call. On error or when ctx
 // ends it returns the count deleted so far with the error. retention must
 // be positive.
+//
+// It works on this module's outbox table, whose rows it selects by id, and
+// on the Python messagekit's (ADR 0036), which has no id column and whose
+// rows it selects by event_id, its primary key. When db also has pgx's
+// QueryRow method (a pool, a connection or a transaction does), one
+// catalog query per call tells the two apart; otherwise Prune takes the
+// table for this module's and, should the id column be missing, falls back
+// to event_id.
 func Prune(ctx context.Context, db Execer, retention time.Duration, opts PruneOptions) (int64, error) {
 	if retention <= 0 {
 		return 0, fmt.Errorf("outbox: prune retention must be positive, got %v", retention)
@@ -58,10 +70,53 @@ func Prune(ctx context.Context, db Execer, retention time.Duration, opts PruneOp
 	default:
 		which = "published AND NOT failed"
 	}
-	query := `DELETE FROM outbox_events WHERE id = ANY (ARRAY(
-		SELECT id FROM outbox_events
+	key := "id"
+	if q, ok := db.(queryRower); ok {
+		hasID, err := outboxHasID(ctx, q)
+		if err != nil {
+			return 0, err
+		}
+		if !hasID {
+			key = "event_id"
+		}
+	}
+	total, err := pruneBy(ctx, db, key, which, retention, opts.BatchSize)
+	var pgErr *pgconn.PgError
+	if key == "id" && total == 0 && errors.As(err, &pgErr) && pgErr.Code == undefinedColumn {
+		return pruneBy(ctx, db, "event_id", which, retention, opts.BatchSize)
+	}
+	return total, err
+}
+
+// undefinedColumn is PostgreSQL's SQLSTATE for a missing column.
+const undefinedColumn = "42703"
+
+// queryRower is the part of pgx's pools, connections and transactions
+// that [Prune] uses to look at the table's shape.
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// outboxHasID reports whether outbox_events (as the search path finds it,
+// like the DELETE) has this module's id column.
+func outboxHasID(ctx context.Context, db queryRower) (bool, error) {
+	var hasID bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute
+		WHERE attrelid = to_regclass('outbox_events') AND attname = 'id' AND NOT attisdropped)`).Scan(&hasID)
+	if err != nil {
+		return false, fmt.Errorf("outbox: prune: does outbox_events have an id column: %w", err)
+	}
+	return hasID, nil
+}
+
+// pruneBy deletes in batches of at most batch rows, picking them by key:
+// id on this module's table, event_id (the primary key) on the Python
+// messagekit's.
+func pruneBy(ctx context.Context, db Execer, key, which string, retention time.Duration, batch int) (int64, error) {
+	query := `DELETE FROM outbox_events WHERE ` + key + ` = ANY (ARRAY(
+		SELECT ` + key + ` FROM outbox_events
 		WHERE created_at < now() - $1::interval AND ` + which + `
-		ORDER BY created_at, id
+		ORDER BY created_at, ` + key + `
 		LIMIT $2
 		FOR UPDATE SKIP LOCKED))`
 	var total int64
@@ -69,13 +124,13 @@ func Prune(ctx context.Context, db Execer, retention time.Duration, opts PruneOp
 		if err := ctx.Err(); err != nil {
 			return total, fmt.Errorf("outbox: prune: %w", err)
 		}
-		tag, err := db.Exec(ctx, query, retention, opts.BatchSize)
+		tag, err := db.Exec(ctx, query, retention, batch)
 		if err != nil {
 			return total, fmt.Errorf("outbox: prune after %d rows: %w", total, err)
 		}
 		n := tag.RowsAffected()
 		total += n
-		if n < int64(opts.BatchSize) {
+		if n < int64(batch) {
 			return total, nil
 		}
 	}
