@@ -67,6 +67,7 @@
 //
 // [ReadStats] reports pending and failed counts, the oldest pending age and,
 // with Debezium, the replication slot's lag. [Prune] deletes old published
-// (optionally failed) rows in short batches. Both work on any connection or
-// pool and may run on every instance.
+// (optionally failed) rows in short batches, from this module's outbox table
+// or from a Python messagekit producer's, which has no id column. Both work
+// on any connection or pool and may run on every instance.
 package outbox
