@@ -127,7 +127,14 @@ func (h *Handler) audited(name string, next http.HandlerFunc) http.HandlerFunc {
 				}
 			}
 			if r.Context().Err() != nil {
-				a.fail("client went away before the answer")
+				// Said first, so that an error the hang-up caused ("context
+				// canceled") reads as what it is.
+				const gone = "client went away before the answer"
+				if a.err == "" {
+					a.err = gone
+				} else {
+					a.err = gone + "; " + a.err
+				}
 			}
 			h.writeAction(r, a, status, time.Since(start))
 			if rec != nil {
