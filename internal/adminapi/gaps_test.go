@@ -302,7 +302,7 @@ func TestStaleClaimReleased(t *testing.T) {
 		IDs          []int64
 	}
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
-	if len(lines) != 1 {
+	if logs.Len() == 0 || len(lines) != 1 {
 		t.Fatalf("%d log lines, want 1:\n%s", len(lines), logs.String())
 	}
 	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil {
