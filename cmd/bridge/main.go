@@ -22,7 +22,8 @@ Poison records go to KAFKA_DLQ_TOPIC (default <topic>.dlq). A lost RabbitMQ
 connection is reopened with backoff and the unconfirmed records published again.
 A circuit breaker around PostgreSQL pauses consumption while it is open.
 BRIDGE_MAX_RATE caps the publish rate. /readyz checks PostgreSQL, RabbitMQ,
-Kafka and the circuit breaker.
+Kafka, the circuit breaker and kafka_consumer (down while Kafka refuses the
+group its topics for want of an ACL).
 
 Every publish is traced (OTEL_* variables): its span is the child of the
 record's traceparent and its context goes into the AMQP headers. /metrics
@@ -108,6 +109,7 @@ func run(ctx context.Context, rt *service.Runtime, cfg *Config) error {
 		return err
 	}
 	rt.AddCheck("breaker", health.CheckFunc(b.Check))
+	rt.AddCheck("kafka_consumer", health.CheckFunc(b.ConsumerCheck))
 	rt.SetReady()
 	return b.Run(ctx)
 }

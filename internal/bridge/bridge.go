@@ -47,6 +47,9 @@ type Bridge struct {
 	spanName    string
 	log         *slog.Logger
 	running     atomic.Bool
+	// consumeErr is the authorization error that keeps the consumer group
+	// from its topics, nil while it can consume (see ConsumerCheck).
+	consumeErr atomic.Pointer[error]
 	// breaker guards the dedup store calls of all partitions.
 	breaker *gobreaker.CircuitBreaker[struct{}]
 	// limiter, when MaxRate is set, is shared by all partitions.
@@ -207,6 +210,17 @@ func (b *Bridge) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 		case err == nil: // the session ended (a rebalance): join again
 			wait = b.cfg.Backoff
+		case isAuthorization(err):
+			// Retrying cannot help until an operator grants the ACL:
+			// readiness says so and the log says it once.
+			if b.consumeErr.Swap(&err) == nil {
+				b.log.Error("kafka down: the consumer group is not authorized for its topics or group; grant the ACLs (retrying)",
+					"dependency", "kafka", "topics", b.cfg.Topics, "group", b.cfg.Group, "err", err)
+			}
+			if !sleep(ctx, wait) {
+				break
+			}
+			wait = min(2*wait, DefaultMaxBackoff)
 		default:
 			b.log.Warn("consumer group session failed; retrying", "topics", b.cfg.Topics, "wait", wait, "err", err)
 			if !sleep(ctx, wait) {
@@ -383,6 +397,9 @@ type groupHandler struct {
 }
 
 func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	if h.b.consumeErr.Swap(nil) != nil {
+		h.b.log.Info("kafka up: the consumer group consumes its topics again", "dependency", "kafka")
+	}
 	h.b.log.Info("session started", "claims", sess.Claims(), "generation", sess.GenerationID())
 	return nil
 }

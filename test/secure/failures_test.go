@@ -72,6 +72,8 @@ func TestOperatorFailures(t *testing.T) {
 			[]string{"TLS off", "SASL SCRAM-SHA-512 as user bookkeeper"}},
 		{"missing ACL", "dlq-bookkeeper", set(keeper, "KAFKA_SASL_USERNAME="+bridgeUser, "KAFKA_SASL_PASSWORD="+bridgePassword), "kafka_consumer",
 			[]string{"uthoriz"}},
+		{"missing topic ACL for the bridge", "bridge", set(bridge, "KAFKA_TOPICS="+e.names.unreadable), "kafka_consumer",
+			[]string{"uthoriz", e.names.unreadable}},
 		{"PostgreSQL wrong root", "bridge", set(bridge, "DATABASE_URL="+e.pg.URL(other.CAFile)), "postgres",
 			[]string{"certificate signed by unknown authority"}},
 		{"PostgreSQL without TLS", "dlq-bookkeeper", set(keeper, "DATABASE_URL="+strings.Replace(e.dbURL, "sslmode=verify-full", "sslmode=disable", 1)), "postgres",

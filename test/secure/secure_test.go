@@ -79,7 +79,9 @@ type env struct {
 
 type names struct {
 	topic, dlqTopic, bridgeGroup, keeperGroup string
-	exchange, dlx, dlqQueue, capture          string
+	// unreadable is a topic no service user has an ACL for.
+	unreadable                       string
+	exchange, dlx, dlqQueue, capture string
 }
 
 func allow(resource kmsg.ACLResourceType, name string, op kmsg.ACLOperation) kfake.ACL {
@@ -93,13 +95,13 @@ func newEnv(t *testing.T) *env {
 		topic: testenv.UniqueName(t, "sec.events"), bridgeGroup: testenv.UniqueName(t, "sec.bridge"),
 		keeperGroup: testenv.UniqueName(t, "sec.keeper"),
 	}
-	n.dlqTopic = n.topic + ".dlq"
+	n.dlqTopic, n.unreadable = n.topic+".dlq", n.topic+".unreadable"
 	broker := testenv.RabbitMQ(t)
 	n.exchange, n.dlx, n.dlqQueue, n.capture = broker.Name("sec.events"), broker.Name("sec.events.dlx"), broker.Name("sec.events.dlq"), broker.Name("sec.capture")
 	broker.Track(n.exchange, n.dlx, n.dlqQueue, n.capture)
 
 	server := pki.Server("kafka", "127.0.0.1", "localhost")
-	cluster := testenv.KafkaWith(t, testenv.KafkaOptions{Topics: []string{n.topic, n.dlqTopic}, Fake: []kfake.Opt{
+	cluster := testenv.KafkaWith(t, testenv.KafkaOptions{Topics: []string{n.topic, n.dlqTopic, n.unreadable}, Fake: []kfake.Opt{
 		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{server.Cert}, MinVersion: tls.VersionTLS12}),
 		kfake.EnableSASL(), kfake.EnableACLs(),
 		kfake.Superuser("SCRAM-SHA-512", superuser, superPassword),
