@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -61,6 +62,8 @@ const (
 	keeperPassword = "keeper-pw-6a7b8c"
 	apiUser        = "admin-api"
 	apiPassword    = "api-pw-9d0e1f"
+	// adminToken is the admin API's Bearer token (at least 16 bytes).
+	adminToken = "secure-test-token-0123456789"
 )
 
 // env is everything a secured deployment shares.
@@ -82,6 +85,9 @@ type names struct {
 	// unreadable is a topic no service user has an ACL for.
 	unreadable                       string
 	exchange, dlx, dlqQueue, capture string
+	// consumerQueue is the queue a RabbitMQ dead letter came from and is
+	// replayed to.
+	consumerQueue string
 }
 
 func allow(resource kmsg.ACLResourceType, name string, op kmsg.ACLOperation) kfake.ACL {
@@ -98,7 +104,8 @@ func newEnv(t *testing.T) *env {
 	n.dlqTopic, n.unreadable = n.topic+".dlq", n.topic+".unreadable"
 	broker := testenv.RabbitMQ(t)
 	n.exchange, n.dlx, n.dlqQueue, n.capture = broker.Name("sec.events"), broker.Name("sec.events.dlx"), broker.Name("sec.events.dlq"), broker.Name("sec.capture")
-	broker.Track(n.exchange, n.dlx, n.dlqQueue, n.capture)
+	n.consumerQueue = broker.Name("sec.orders")
+	broker.Track(n.exchange, n.dlx, n.dlqQueue, n.capture, n.consumerQueue)
 
 	server := pki.Server("kafka", "127.0.0.1", "localhost")
 	cluster := testenv.KafkaWith(t, testenv.KafkaOptions{Topics: []string{n.topic, n.dlqTopic, n.unreadable}, Fake: []kfake.Opt{
@@ -169,7 +176,7 @@ func (e *env) keeperEnv() []string {
 
 func (e *env) apiEnv() []string {
 	return append(e.common(apiUser, apiPassword),
-		"OUTBOX_TOPIC="+e.names.topic, "AMQP_EXCHANGE="+e.names.exchange, "ADMIN_TOKEN=secure-test-token-0123456789")
+		"OUTBOX_TOPIC="+e.names.topic, "AMQP_EXCHANGE="+e.names.exchange, "ADMIN_TOKEN="+adminToken)
 }
 
 // proc starts binary with env, its log in the test's directory, stopped
@@ -254,6 +261,10 @@ func TestSecuredPipeline(t *testing.T) {
 	if err := ch.QueueBind(e.names.capture, "#", e.names.exchange, false, nil); err != nil {
 		t.Fatal(err)
 	}
+	// The queue the RabbitMQ dead letter came from, where its replay goes.
+	if _, err := ch.QueueDeclare(e.names.consumerQueue, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
 
 	bridge := proc(t, "bridge", e.bridgeEnv())
 	keeper := proc(t, "dlq-bookkeeper", e.keeperEnv())
@@ -298,7 +309,7 @@ func TestSecuredPipeline(t *testing.T) {
 	// A RabbitMQ dead letter, as a consumer's queue would dead-letter it.
 	if err := ch.PublishWithContext(ctx, e.names.dlx, "orders.order.created", false, false, amqp.Publishing{
 		MessageId: uuid.NewString(), Body: envelope(uuid.New(), "orders.order.created"),
-		Headers: amqp.Table{"x-death": []any{amqp.Table{"count": int64(1), "reason": "rejected", "queue": "orders.q",
+		Headers: amqp.Table{"x-death": []any{amqp.Table{"count": int64(1), "reason": "rejected", "queue": e.names.consumerQueue,
 			"time": time.Now().Truncate(time.Second), "exchange": e.names.exchange, "routing-keys": []any{"orders.order.created"}}}},
 	}); err != nil {
 		t.Fatal(err)
@@ -329,4 +340,90 @@ func TestSecuredPipeline(t *testing.T) {
 			t.Errorf("%s /readyz = %d: %s", p.Name, code, body)
 		}
 	}
+
+	// Both dead letters are replayed through the admin API, which reaches
+	// RabbitMQ over amqps:// and Kafka with TLS + SCRAM under an ACL that
+	// allows writing the topic only.
+	var kafkaID, rabbitID int64
+	if err := conn.QueryRow(ctx, `SELECT max(id) FILTER (WHERE source = 'kafka'), max(id) FILTER (WHERE source = 'rabbitmq')
+		FROM dead_letters`).Scan(&kafkaID, &rabbitID); err != nil {
+		t.Fatal(err)
+	}
+	rabbitReplay := replayDeadLetter(t, api, rabbitID)
+	kafkaReplay := replayDeadLetter(t, api, kafkaID)
+	if rabbitReplay.ReplayCount != 1 || kafkaReplay.ReplayCount != 1 || rabbitReplay.Status != "replayed" || kafkaReplay.Status != "replayed" {
+		t.Fatalf("replayed items: %+v, %+v; want status replayed, replay_count 1", rabbitReplay, kafkaReplay)
+	}
+
+	// The RabbitMQ one arrives in its queue with x-replay-id.
+	testenv.WaitFor(t, 30*time.Second, "the replayed RabbitMQ dead letter in "+e.names.consumerQueue, func() bool {
+		d, ok, err := ch.Get(e.names.consumerQueue, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return false
+		}
+		if _, has := d.Headers["x-replay-id"]; !has {
+			t.Fatalf("replayed message without x-replay-id: %v", d.Headers)
+		}
+		return true
+	})
+
+	// The Kafka one arrives in its topic with header replayId, read with
+	// the secured client.
+	reader, err := kgo.NewClient(kgo.SeedBrokers(e.kafka...),
+		kgo.DialTLSConfig(&tls.Config{RootCAs: e.pki.Pool(), MinVersion: tls.VersionTLS12}),
+		kgo.SASL(scram.Auth{User: superuser, Pass: superPassword}.AsSha512Mechanism()),
+		kgo.ConsumeTopics(e.names.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	found := false
+	deadline, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for !found && deadline.Err() == nil {
+		fs := reader.PollFetches(deadline)
+		fs.EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == "replayId" && string(r.Value) == "not json" {
+					if _, err := uuid.Parse(string(h.Value)); err != nil {
+						t.Errorf("replayId %q is not a UUID", h.Value)
+					}
+					found = true
+				}
+			}
+		})
+	}
+	if !found {
+		t.Fatalf("no record with header replayId in %s within 30s", e.names.topic)
+	}
+}
+
+type replayedItem struct {
+	Status      string `json:"status"`
+	ReplayCount int    `json:"replay_count"`
+}
+
+// replayDeadLetter replays dead letter id through api's
+// POST /api/v1/dead-letters/{id}/replay with the Bearer token.
+func replayDeadLetter(t *testing.T, api *stack.Proc, id int64) replayedItem {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("http://%s/api/v1/dead-letters/%d/replay", api.Addr, id), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var item replayedItem
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &item) != nil {
+		t.Fatalf("replay dead letter %d: %d %s", id, resp.StatusCode, body)
+	}
+	return item
 }
