@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // The servers of this file are a test's own, so that the test may kill
@@ -225,7 +227,19 @@ func (n *RabbitNode) Start() error {
 	if err := waitTCP(n.addr, p, serverStartTimeout); err != nil {
 		return fmt.Errorf("testenv: RabbitMQ node %s: %w (see %s)", n.Node, err, n.Dir)
 	}
-	return nil
+	// The port opens before the broker takes logins (a dial then is reset):
+	// wait for an AMQP handshake.
+	deadline := time.Now().Add(serverStartTimeout)
+	for {
+		conn, err := amqp.Dial(n.URL)
+		if err == nil {
+			return conn.Close()
+		}
+		if p.exited() || time.Now().After(deadline) {
+			return fmt.Errorf("testenv: RabbitMQ node %s takes no AMQP connection: %w (see %s)", n.Node, err, n.Dir)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Kill kills the node with SIGKILL, as a crash or the OOM killer would.
