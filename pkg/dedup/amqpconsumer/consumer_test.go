@@ -419,10 +419,15 @@ func TestQuorumQueue(t *testing.T) {
 
 	for _, inv := range []struct{ invoice, fail string }{{"q-1", ""}, {"q-2", "permanent"}, {"q-3", ""}} {
 		m, _ := message(t, invoicePaid, payment{Invoice: inv.invoice, Fail: inv.fail})
-		d, err := f.ch.PublishWithDeferredConfirm("", queue, true, false, m)
-		if err != nil || !d.Wait() {
-			t.Fatalf("publish %s: %v", inv.invoice, err)
-		}
+		// A quorum queue just declared may nack while its leader is
+		// elected; a nacked message was not enqueued, so it is sent again.
+		testenv.WaitFor(t, 30*time.Second, "publish "+inv.invoice+" confirmed", func() bool {
+			d, err := f.ch.PublishWithDeferredConfirm("", queue, true, false, m)
+			if err != nil {
+				t.Fatalf("publish %s: %v", inv.invoice, err)
+			}
+			return d.Wait()
+		})
 	}
 	testenv.WaitFor(t, 30*time.Second, "2 handled events and 1 dead letter", func() bool {
 		n, _ := f.effects()
